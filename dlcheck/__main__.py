@@ -1,0 +1,3 @@
+from dlcheck.cli import main
+
+main()
