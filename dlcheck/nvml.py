@@ -11,6 +11,7 @@ from typing import Any
 
 _lock = threading.Lock()
 _library: Any = None  # the pynvml module once nvmlInit succeeded
+_missing: set[str] = set()  # functions this driver or binding lacks (FunctionNotFound)
 
 
 class NvmlUnavailable(Exception):
@@ -72,9 +73,45 @@ def reset() -> None:
             except Exception:  # shutting down a broken library must not mask the real error
                 pass
         _library = None
+        _missing.clear()
 
 
-def query(function: str, *args, default: Any = None) -> Any:
+def missing_functions() -> list[str]:
+    """NVML functions that were absent (older driver or binding) since the last reset()."""
+    return sorted(_missing)
+
+
+def error_code(error: Exception) -> str:
+    """A stable name for an NVMLError: 'gpu_lost', 'no_permission', ... ('nvml_error' otherwise)."""
+    lib = _library or _import_pynvml()
+    names = {
+        "NVML_ERROR_GPU_IS_LOST": "gpu_lost",
+        "NVML_ERROR_UNKNOWN": "gpu_lost",  # gpustat treats Unknown per GPU like GpuIsLost
+        "NVML_ERROR_NO_PERMISSION": "no_permission",
+        "NVML_ERROR_RESET_REQUIRED": "reset_required",
+        "NVML_ERROR_OPERATING_SYSTEM": "blocked_by_os",
+        "NVML_ERROR_TIMEOUT": "timeout",
+    }
+    value = getattr(error, "value", None)
+    for constant, name in names.items():
+        if value is not None and value == getattr(lib, constant, object()):
+            return name
+    return "nvml_error"
+
+
+def fabric_info(handle) -> tuple[int, int] | None:
+    """(state, status) from nvmlDeviceGetGpuFabricInfo, or None where NVML has no fabric data."""
+    lib = library()
+    struct = getattr(lib, "c_nvmlGpuFabricInfo_t", None)
+    if struct is None:
+        return None
+    info = struct()
+    if query("nvmlDeviceGetGpuFabricInfo", handle, lib.byref(info), default=False) is False:
+        return None
+    return int(info.state), int(info.status)
+
+
+def query(function: str, *args, default: Any = None, **kwargs) -> Any:
     """Call pynvml.<function>(*args); NotSupported / FunctionNotFound give `default`.
 
     Other NVML errors (GPU lost, no permission on one call) propagate as
@@ -83,14 +120,17 @@ def query(function: str, *args, default: Any = None) -> Any:
     lib = library()
     call = getattr(lib, function, None)
     if call is None:  # an older nvidia-ml-py without this binding
+        _missing.add(function)
         return default
     try:
-        return call(*args)
+        return call(*args, **kwargs)
     except lib.NVMLError as error:
         unsupported = (
             getattr(lib, "NVML_ERROR_NOT_SUPPORTED", None),
             getattr(lib, "NVML_ERROR_FUNCTION_NOT_FOUND", None),
         )
         if getattr(error, "value", None) in unsupported:
+            if error.value == unsupported[1]:
+                _missing.add(function)
             return default
         raise

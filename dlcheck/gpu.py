@@ -1,0 +1,331 @@
+"""Per-GPU records from NVML, keyed and unitised as `nvidia-smi --query-gpu` names them.
+
+Units: memory MiB, temperature C, power W, clocks MHz. A value NVML cannot give
+(NotSupported, an older driver) is None. A GPU that fails as a whole (lost,
+no permission) still gets a record, with `error` set, so the others stay usable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from dlcheck import compat, nvml
+
+MIB = 1024 * 1024
+
+# Every record has exactly these keys, in this order (the human view follows it).
+FIELDS = (
+    "index",
+    "name",
+    "uuid",
+    "serial",
+    "pci.bus_id",
+    "compute_cap",
+    "architecture",
+    "memory.total",
+    "memory.used",
+    "memory.free",
+    "temperature.gpu",
+    "temperature.gpu.slowdown",
+    "power.draw",
+    "enforced.power.limit",
+    "power.default_limit",
+    "pstate",
+    "clocks.current.sm",
+    "clocks.max.sm",
+    "clocks.current.memory",
+    "clocks.max.memory",
+    "pcie.link.gen.current",
+    "pcie.link.gen.max",
+    "pcie.link.gen.gpumax",
+    "pcie.link.gen.hostmax",
+    "pcie.link.width.current",
+    "pcie.link.width.max",
+    "persistence_mode",
+    "mig.mode.current",
+    "mig.mode.pending",
+    "ecc.mode.current",
+    "ecc.mode.pending",
+    "ecc.errors.uncorrected.volatile.total",
+    "ecc.errors.uncorrected.aggregate.total",
+    "retired_pages.sbe",
+    "retired_pages.dbe",
+    "retired_pages.pending",
+    "remapped_rows.correctable",
+    "remapped_rows.uncorrectable",
+    "remapped_rows.pending",
+    "remapped_rows.failure",
+    "clocks_event_reasons.active",
+    "clocks_event_reasons.decoded",
+    "fabric.state",
+    "fabric.status",
+    "processes",
+    "error",
+)
+
+# nvmlClocksEventReason* bits -> the words nvidia-smi uses for clocks_throttle_reasons.*
+CLOCKS_EVENT_REASONS = {
+    0x1: "gpu_idle",
+    0x2: "applications_clocks_setting",
+    0x4: "sw_power_cap",
+    0x8: "hw_slowdown",
+    0x10: "sync_boost",
+    0x20: "sw_thermal_slowdown",
+    0x40: "hw_thermal_slowdown",
+    0x80: "hw_power_brake_slowdown",
+    0x100: "display_clock_setting",
+}
+FABRIC_STATES = {0: "Not Supported", 1: "Not Started", 2: "In Progress", 3: "Completed"}
+
+# NVML constants, fixed by the NVML ABI (nvml.h); spelled here so tests need no pynvml.
+_TEMPERATURE_GPU = 0
+_THRESHOLD_SLOWDOWN = 1
+_CLOCK_SM, _CLOCK_MEM = 1, 2
+_ECC_UNCORRECTED, _ECC_VOLATILE, _ECC_AGGREGATE = 1, 0, 1
+_PAGES_SBE, _PAGES_DBE = 0, 1
+
+
+class _GpuFailed(Exception):
+    def __init__(self, code: str):
+        self.code = code
+
+
+def decode_clocks_event_reasons(mask: int | None) -> list[str] | None:
+    if mask is None:
+        return None
+    return [word for bit, word in CLOCKS_EVENT_REASONS.items() if mask & bit]
+
+
+def mask_id(value: str | None) -> str | None:
+    """Hide a UUID/serial but keep its shape ('GPU-xxxxxxxx-...'), as torch collect_env does."""
+    if value is None:
+        return None
+    prefix, _, rest = (
+        value.partition("-") if value.startswith(("GPU-", "MIG-")) else ("", "", value)
+    )
+    hidden = "".join("-" if ch == "-" else "x" for ch in rest)
+    return f"{prefix}-{hidden}" if prefix else hidden
+
+
+def collect(show_ids: bool = False) -> dict[str, Any]:
+    """{"driver": {...}, "gpus": [...], "nvml": {"error", "detail", "missing_functions"}}."""
+    driver = {"version": None, "nvml_version": None, "cuda_driver_version": None}
+    status = {"error": None, "detail": None, "missing_functions": []}
+    try:
+        nvml.library()
+    except nvml.NvmlUnavailable as error:
+        status.update(error=error.reason, detail=error.detail)
+        return {"driver": driver, "gpus": [], "nvml": status}
+    driver["version"] = _text(_safe("nvmlSystemGetDriverVersion"))
+    driver["nvml_version"] = _text(_safe("nvmlSystemGetNVMLVersion"))
+    cuda = _first(("nvmlSystemGetCudaDriverVersion",), ("nvmlSystemGetCudaDriverVersion_v2",))
+    driver["cuda_driver_version"] = compat.decode_cuda_version(cuda)
+    count = _safe("nvmlDeviceGetCount")
+    if count is None:  # the device count itself failed: the library works, the GPUs do not
+        status.update(error="device_count_failed", detail="nvmlDeviceGetCount failed")
+        count = 0
+    gpus = [_gpu_record(index, show_ids) for index in range(count)]
+    status["missing_functions"] = nvml.missing_functions()
+    return {"driver": driver, "gpus": gpus, "nvml": status}
+
+
+def _gpu_record(index: int, show_ids: bool) -> dict[str, Any]:
+    record: dict[str, Any] = dict.fromkeys(FIELDS)
+    record["index"] = index
+    try:
+        handle = _get("nvmlDeviceGetHandleByIndex", index)
+        if handle is None:
+            raise _GpuFailed("gpu_not_found")
+        _fill(record, handle)
+    except _GpuFailed as failure:
+        record["error"] = failure.code
+    if not show_ids:
+        record["uuid"], record["serial"] = mask_id(record["uuid"]), mask_id(record["serial"])
+    return record
+
+
+def _fill(r: dict[str, Any], h) -> None:
+    r["name"] = _text(_get("nvmlDeviceGetName", h))
+    r["uuid"] = _text(_get("nvmlDeviceGetUUID", h))
+    r["serial"] = _text(_get("nvmlDeviceGetSerial", h))
+    pci = _get("nvmlDeviceGetPciInfo", h)
+    r["pci.bus_id"] = _text(getattr(pci, "busId", None)) if pci is not None else None
+    cc = _get("nvmlDeviceGetCudaComputeCapability", h)
+    r["compute_cap"] = f"{cc[0]}.{cc[1]}" if cc else None
+    r["architecture"] = compat.architecture(r["compute_cap"])
+
+    # v2 reports "used" without the driver's reservation (gpustat #141); v1 on drivers < 510.
+    memory = _first(("nvmlDeviceGetMemoryInfo", h, {"version": _memory_v2()}))
+    if memory is None:
+        memory = _get("nvmlDeviceGetMemoryInfo", h)
+    if memory is not None:
+        r["memory.total"] = _mib(memory.total)
+        r["memory.used"] = _mib(memory.used)
+        r["memory.free"] = _mib(memory.free)
+
+    r["temperature.gpu"] = _get("nvmlDeviceGetTemperature", h, _TEMPERATURE_GPU)
+    r["temperature.gpu.slowdown"] = _get(
+        "nvmlDeviceGetTemperatureThreshold", h, _THRESHOLD_SLOWDOWN
+    )
+    r["power.draw"] = _watts(_get("nvmlDeviceGetPowerUsage", h))
+    r["enforced.power.limit"] = _watts(_get("nvmlDeviceGetEnforcedPowerLimit", h))
+    r["power.default_limit"] = _watts(_get("nvmlDeviceGetPowerManagementDefaultLimit", h))
+    pstate = _get("nvmlDeviceGetPerformanceState", h)
+    r["pstate"] = f"P{pstate}" if pstate is not None and 0 <= pstate < 32 else None
+    r["clocks.current.sm"] = _get("nvmlDeviceGetClockInfo", h, _CLOCK_SM)
+    r["clocks.max.sm"] = _get("nvmlDeviceGetMaxClockInfo", h, _CLOCK_SM)
+    r["clocks.current.memory"] = _get("nvmlDeviceGetClockInfo", h, _CLOCK_MEM)
+    r["clocks.max.memory"] = _get("nvmlDeviceGetMaxClockInfo", h, _CLOCK_MEM)
+
+    r["pcie.link.gen.current"] = _get("nvmlDeviceGetCurrPcieLinkGeneration", h)
+    r["pcie.link.gen.max"] = _get("nvmlDeviceGetMaxPcieLinkGeneration", h)  # device AND host
+    r["pcie.link.gen.gpumax"] = _get("nvmlDeviceGetGpuMaxPcieLinkGeneration", h)
+    r["pcie.link.gen.hostmax"] = _host_max(r["pcie.link.gen.max"], r["pcie.link.gen.gpumax"])
+    r["pcie.link.width.current"] = _get("nvmlDeviceGetCurrPcieLinkWidth", h)
+    r["pcie.link.width.max"] = _get("nvmlDeviceGetMaxPcieLinkWidth", h)
+
+    r["persistence_mode"] = _enabled(_get("nvmlDeviceGetPersistenceMode", h))
+    mig = _get("nvmlDeviceGetMigMode", h)
+    r["mig.mode.current"], r["mig.mode.pending"] = _pair(mig)
+    ecc = _get("nvmlDeviceGetEccMode", h)
+    r["ecc.mode.current"], r["ecc.mode.pending"] = _pair(ecc)
+    if r["ecc.mode.current"] == "Enabled":
+        for scope, counter in (("volatile", _ECC_VOLATILE), ("aggregate", _ECC_AGGREGATE)):
+            r[f"ecc.errors.uncorrected.{scope}.total"] = _get(
+                "nvmlDeviceGetTotalEccErrors", h, _ECC_UNCORRECTED, counter
+            )
+        sbe = _get("nvmlDeviceGetRetiredPages", h, _PAGES_SBE)
+        dbe = _get("nvmlDeviceGetRetiredPages", h, _PAGES_DBE)
+        r["retired_pages.sbe"] = len(sbe) if sbe is not None else None
+        r["retired_pages.dbe"] = len(dbe) if dbe is not None else None
+        pending = _get("nvmlDeviceGetRetiredPagesPendingStatus", h)
+        r["retired_pages.pending"] = bool(pending) if pending is not None else None
+    rows = _get("nvmlDeviceGetRemappedRows", h)  # Ampere+; NotSupported before
+    if rows is not None:
+        corr, unc, is_pending, failure = rows
+        r["remapped_rows.correctable"], r["remapped_rows.uncorrectable"] = corr, unc
+        r["remapped_rows.pending"], r["remapped_rows.failure"] = bool(is_pending), bool(failure)
+
+    # ClocksThrottleReasons is deprecated in favour of ClocksEventReasons (removed in CUDA 14).
+    reasons = _first(
+        ("nvmlDeviceGetCurrentClocksEventReasons", h),
+        ("nvmlDeviceGetCurrentClocksThrottleReasons", h),
+    )
+    r["clocks_event_reasons.active"] = f"0x{reasons:016x}" if reasons is not None else None
+    r["clocks_event_reasons.decoded"] = decode_clocks_event_reasons(reasons)
+
+    fabric = _guard(nvml.fabric_info, h)
+    if fabric is not None and fabric[0] != 0:
+        r["fabric.state"] = FABRIC_STATES.get(fabric[0], str(fabric[0]))
+        r["fabric.status"] = "Success" if fabric[1] == 0 else f"NVML error {fabric[1]}"
+    r["processes"] = _processes(h)
+
+
+def _processes(h) -> list[dict[str, Any]] | None:
+    procs = _first(
+        ("nvmlDeviceGetComputeRunningProcesses", h),  # _v3 in current bindings
+        ("nvmlDeviceGetComputeRunningProcesses_v2", h),
+    )
+    if procs is None:
+        return None
+    result = []
+    for proc in procs:
+        used = getattr(proc, "usedGpuMemory", None)
+        result.append(
+            {
+                "pid": proc.pid,
+                "process_name": _process_name(proc.pid),
+                "used_memory": _mib(used) if isinstance(used, int) and used < 2**63 else None,
+            }
+        )
+    return result
+
+
+def _process_name(pid: int) -> str | None:
+    # NVML returns host PIDs; inside a container /proc may not have them (nvidia-docker#1483).
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _memory_v2():
+    return getattr(nvml.library(), "nvmlMemory_v2", None)
+
+
+def _get(function: str, *args) -> Any:
+    """One NVML call: None when unsupported or refused; a lost GPU aborts its record."""
+    try:
+        return nvml.query(function, *args)
+    except Exception as error:  # pynvml.NVMLError, without importing pynvml here
+        code = nvml.error_code(error)
+        if code in ("gpu_lost", "reset_required"):
+            raise _GpuFailed(code) from None
+        return None
+
+
+def _guard(function, *args) -> Any:
+    try:
+        return function(*args)
+    except Exception as error:
+        code = nvml.error_code(error)
+        if code in ("gpu_lost", "reset_required"):
+            raise _GpuFailed(code) from None
+        return None
+
+
+def _first(*calls) -> Any:
+    """The first call (name, *args[, kwargs-dict]) that gives a value: newer API, then older."""
+    for name, *args in calls:
+        kwargs = args.pop() if args and isinstance(args[-1], dict) else {}
+        if kwargs and any(v is None for v in kwargs.values()):
+            continue
+        try:
+            value = nvml.query(name, *args, **kwargs)
+        except Exception as error:
+            if nvml.error_code(error) in ("gpu_lost", "reset_required"):
+                raise _GpuFailed(nvml.error_code(error)) from None
+            value = None
+        if value is not None:
+            return value
+    return None
+
+
+def _safe(function: str, *args) -> Any:
+    try:
+        return nvml.query(function, *args)
+    except Exception:
+        return None
+
+
+def _text(value) -> str | None:
+    if value is None:
+        return None
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def _mib(value) -> int | None:
+    return None if value is None else int(value) // MIB
+
+
+def _watts(milliwatts) -> float | None:
+    return None if milliwatts is None else round(milliwatts / 1000.0, 2)
+
+
+def _enabled(flag) -> str | None:
+    return None if flag is None else ("Enabled" if flag else "Disabled")
+
+
+def _pair(values) -> tuple[str | None, str | None]:
+    if not values:
+        return None, None
+    return _enabled(values[0]), _enabled(values[1])
+
+
+def _host_max(system_max: int | None, gpu_max: int | None) -> int | None:
+    """nvmlDeviceGetMaxPcieLinkGeneration is min(device, host): below the GPU's max, the host
+    is the limit; at the GPU's max the host's own limit is unknown (>= it), so None."""
+    if system_max is None or gpu_max is None:
+        return None
+    return system_max if system_max < gpu_max else None

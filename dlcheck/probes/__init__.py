@@ -1,0 +1,1 @@
+"""Child-process probe scripts (run by path; they import nothing from dlcheck)."""
