@@ -198,8 +198,9 @@ def _mismatch(kernel: dict[str, Any], evidence: dict[str, Any]) -> CheckResult:
         FAIL,
         "Driver/library version mismatch" + versions + ": the driver packages were upgraded "
         "but the old kernel module is still loaded.",
-        "sudo reboot   # or, with no GPU process running: sudo rmmod nvidia_uvm nvidia_drm "
-        f"nvidia_modeset nvidia && sudo modprobe nvidia; then stop unattended upgrades: {HOLD_DRIVER}",
+        "sudo reboot   # or, with no GPU process running: sudo rmmod nvidia_uvm "
+        "nvidia_drm nvidia_modeset nvidia && sudo modprobe nvidia; "
+        f"then stop unattended upgrades: {HOLD_DRIVER}",
         evidence,
     )
 

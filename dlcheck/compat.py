@@ -49,7 +49,7 @@ def architecture(cc: str | None) -> str | None:
 
 
 def arch_supported(cc: str, arch_list: list[str]) -> bool:
-    """Would a build with `arch_list` (e.g. ['sm_80', 'compute_90']) run on a GPU of capability `cc`?
+    """Would a build for `arch_list` (e.g. ['sm_80', 'compute_90']) run on capability `cc`?
 
     SASS (sm_XY) runs on the same major with an equal or higher minor; PTX (compute_XY)
     is JIT-compiled for any equal or newer capability.
@@ -68,7 +68,7 @@ def arch_supported(cc: str, arch_list: list[str]) -> bool:
 
 
 def torch_wheels_for(cc: str, driver: str | None = None) -> list[dict[str, Any]]:
-    """PyTorch wheel flavours whose kernels cover `cc`, those the driver can run first, newest first."""
+    """Torch wheel flavours covering `cc`: those the driver can run first, then newest first."""
     rows = [r for r in data()["torch_wheels"]["rows"] if arch_supported(cc, _as_sm(r["archs"]))]
     rows.sort(key=lambda r: version_tuple(r["cuda"]), reverse=True)
     if driver:
