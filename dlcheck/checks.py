@@ -311,7 +311,7 @@ def gpu_health_checks(g: dict[str, Any]) -> list[CheckResult]:
             temperature=g["temperature.gpu"],
             slowdown_at=g["temperature.gpu.slowdown"],
         )
-    results += _pcie(g, add)
+    _pcie(g, add)
     if g["persistence_mode"] == "Disabled":
         add(
             "persistence_mode_off",
@@ -337,13 +337,13 @@ def gpu_health_checks(g: dict[str, Any]) -> list[CheckResult]:
             "sudo apt-get install nvidia-fabricmanager-$(nvidia-smi --query-gpu=driver_version "
             "--format=csv,noheader | head -1 | cut -d. -f1) && sudo systemctl enable --now "
             "nvidia-fabricmanager",
-            state=g["fabric.state"],
-            status=g["fabric.status"],
+            fabric_state=g["fabric.state"],
+            fabric_status=g["fabric.status"],
         )
     return results
 
 
-def _pcie(g: dict[str, Any], add) -> list[CheckResult]:
+def _pcie(g: dict[str, Any], add) -> None:
     cur_gen, max_gen = g["pcie.link.gen.current"], g["pcie.link.gen.max"]
     cur_w, max_w = g["pcie.link.width.current"], g["pcie.link.width.max"]
     link = {"gen_current": cur_gen, "gen_max": max_gen, "gen_gpumax": g["pcie.link.gen.gpumax"],
@@ -369,7 +369,6 @@ def _pcie(g: dict[str, Any], add) -> list[CheckResult]:
             "A slot wired to the CPU with the GPU's generation gives full host-device bandwidth.",
             **link,
         )
-    return []
 
 
 # --- frameworks ------------------------------------------------------------------------
