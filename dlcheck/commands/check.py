@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from dlcheck.commands.common import guarded
@@ -41,7 +43,7 @@ def _run(as_json, verbose, cpu_ok, strict, timeout, no_frameworks, show_ids) -> 
     if no_frameworks:
         facts["frameworks"] = None
     else:
-        if not as_json and not render.plain_wanted(click.get_text_stream("stderr")):
+        if not as_json and not render.plain_wanted(sys.stderr):
             click.echo(f"Probing frameworks (up to {timeout:g} s)...", err=True)
         facts["frameworks"] = frameworks.run_probes(timeout=timeout)
     results = checks.run_all(facts)

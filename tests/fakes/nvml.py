@@ -345,11 +345,21 @@ SCENARIOS = {
     "consumer_not_supported": _consumer,
     "old_driver_function_not_found": _old_driver,
     "old_driver_new_framework": lambda: _with(
-        {}, driver={"version": "535.183.01", "nvml_version": "12.535.183.01",
-                    "cuda_driver_version": "12.2"}),  # fmt: skip
+        {},
+        driver={
+            "version": "535.183.01",
+            "nvml_version": "12.535.183.01",
+            "cuda_driver_version": "12.2",
+        },
+    ),  # fmt: skip
     "very_old_driver": lambda: _with(
-        {}, driver={"version": "470.256.02", "nvml_version": "11.470.256.02",
-                    "cuda_driver_version": "11.4"}),  # fmt: skip
+        {},
+        driver={
+            "version": "470.256.02",
+            "nvml_version": "11.470.256.02",
+            "cuda_driver_version": "11.4",
+        },
+    ),  # fmt: skip
     "pascal": lambda: _with(
         {"name": "NVIDIA GeForce GTX 1080 Ti", "compute_cap": "6.1", "architecture": "Pascal"}
     ),
@@ -364,8 +374,9 @@ SCENARIOS = {
         }
     ),
     "pcie_degraded": lambda: _with({"pcie.link.gen.current": 3, "pcie.link.width.current": 8}),
-    "host_limited": lambda: _with({"pcie.link.gen.max": 4, "pcie.link.gen.current": 4,
-                                   "pcie.link.gen.hostmax": 4}),  # fmt: skip
+    "host_limited": lambda: _with(
+        {"pcie.link.gen.max": 4, "pcie.link.gen.current": 4, "pcie.link.gen.hostmax": 4}
+    ),  # fmt: skip
     "persistence_off": lambda: _with({"persistence_mode": "Disabled"}),
     "mig": lambda: _with({"mig.mode.current": "Enabled", "mig.mode.pending": "Enabled"}),
     "fabric_manager_down": lambda: _many(

@@ -18,7 +18,11 @@ def command_for(documents: dict[str, Any]):
         if doc == "HANG":
             return [sys.executable, "-c", "import time; time.sleep(600)"]
         if doc == "CRASH":
-            return [sys.executable, "-c", "import sys; sys.stderr.write('Segfault\\n'); sys.exit(139)"]
+            return [
+                sys.executable,
+                "-c",
+                "import sys; sys.stderr.write('Segfault\\n'); sys.exit(139)",
+            ]
         return [sys.executable, "-c", f"import sys; sys.stdout.write({json.dumps(doc)!r})"]
 
     return probe_command

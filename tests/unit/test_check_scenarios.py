@@ -117,7 +117,9 @@ def test_one_gpu_lost_while_the_other_works(fake_nvml, tmp_path):
     facts = facts_for(fake_nvml, tmp_path, "gpu_lost", roots=gpu_host(tmp_path, gpus=2))
     found, verdict, _ = run(facts)
     assert found["gpu_lost"].status is Status.FAIL
-    assert found["gpu_lost"].evidence["index"] == 1 and "1 other(s) work" in found["gpu_lost"].message
+    assert (
+        found["gpu_lost"].evidence["index"] == 1 and "1 other(s) work" in found["gpu_lost"].message
+    )
     assert verdict == "not_ready" and len(checks.usable_gpus(facts)) == 1
 
 
@@ -253,9 +255,10 @@ def test_too_little_ram_and_disk(fake_nvml, tmp_path):
     facts["system"]["disk"]["dataset_cache"]["free_mib"] = 100
     found, verdict, _ = run(facts)
     assert found["ram_for_benchmark"].status is Status.FAIL
-    assert found["disk_dataset_cache"].status is Status.FAIL and "KERAS_HOME" in found[
-        "disk_dataset_cache"
-    ].fix
+    assert (
+        found["disk_dataset_cache"].status is Status.FAIL
+        and "KERAS_HOME" in found["disk_dataset_cache"].fix
+    )
     assert verdict == "not_ready"
 
 
