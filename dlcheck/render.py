@@ -51,6 +51,9 @@ def na(value: Any, unit: str = "") -> str:
 
 
 def gpu_view(data: dict[str, Any]) -> None:
+    if data["gpus"] and not plain_wanted():
+        _gpu_rich(data)
+        return
     driver, nvml_state = data["driver"], data["nvml"]
     lines = [
         f"Driver {na(driver['version'])}   NVML {na(driver['nvml_version'])}   "
@@ -79,6 +82,34 @@ def gpu_view(data: dict[str, Any]) -> None:
             "NVML functions missing on this driver: " + ", ".join(nvml_state["missing_functions"])
         )
     sys.stdout.write("\n".join(lines) + "\n")
+
+
+def _gpu_cell(key: str, value: Any) -> str:
+    if key == "processes" and value is not None:
+        value = [f"{p['pid']} {p['process_name'] or '?'}" for p in value]
+    return na(value, _unit(key))
+
+
+def _gpu_rich(data: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    driver = data["driver"]
+    table = Table(
+        title=f"Driver {na(driver['version'])}, NVML {na(driver['nvml_version'])}, "
+        f"max CUDA {na(driver['cuda_driver_version'])}",
+        title_justify="left",
+    )
+    table.add_column("field", style="bold")
+    for g in data["gpus"]:
+        table.add_column(
+            f"GPU {g['index']}" + (f" ({g['error']})" if g["error"] else ""), overflow="fold"
+        )
+    for key in data["gpus"][0]:
+        if key in ("index", "error"):
+            continue
+        table.add_row(key, *(_escape(_gpu_cell(key, g[key])) for g in data["gpus"]))
+    Console().print(table)
 
 
 def _unit(key: str) -> str:

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from dlcheck import compat, gpu
-from tests.fakes.nvml import scenario
+from tests.fakes.nvml import FIXTURES, load_fixture, scenario
 
 CLEAN = [
     "healthy_single",
@@ -34,6 +34,15 @@ def test_records_round_trip_through_raw_nvml_units(fake_nvml, name):
     assert data["driver"] == expected["driver"]
     assert data["gpus"] == expected["gpus"]
     assert all(list(record) == list(gpu.FIELDS) for record in data["gpus"])
+
+
+@pytest.mark.parametrize("fixture", sorted(p.name for p in FIXTURES.glob("gpu_*.json")))
+def test_replay_fixtures_round_trip(fake_nvml, fixture):
+    # A capture of `dlcheck gpu --json --show-ids` from a real GPU, dropped in tests/fixtures,
+    # replays through the fake unchanged: the fake speaks the same format.
+    expected = load_fixture(fixture)
+    fake_nvml(expected)
+    assert gpu.collect(show_ids=True)["gpus"] == expected["gpus"]
 
 
 def test_ids_are_masked_unless_asked(fake_nvml):
