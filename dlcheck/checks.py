@@ -529,6 +529,22 @@ def _framework_on_gpu(name, label, fw, gpus, driver, facts, evidence) -> list[Ch
                 {**evidence, "loader_path_cudnn": shadows},
             )
         )
+    elif built and not loaded and shadows:
+        # The framework does not say what it loaded: a system copy of another major is suspect.
+        foreign = [s for s in shadows if compat.version_tuple(s["version"])[:1]
+                   != compat.version_tuple(built)[:1]]  # fmt: skip
+        if foreign:
+            results.append(
+                CheckResult(
+                    f"cudnn_shadowed_{name}",
+                    WARN,
+                    f"{foreign[0]['path']} on LD_LIBRARY_PATH may shadow the cuDNN {built} "
+                    f"{label} was built with.",
+                    "Remove that folder from LD_LIBRARY_PATH (pip's nvidia-cudnn wheel is found "
+                    "without it).",
+                    {**evidence, "loader_path_cudnn": shadows},
+                )
+            )
     bad = [d for d in fw.get("devices") or [] if not (d.get("matmul") or {}).get("ok")]
     for device in bad:
         results.append(

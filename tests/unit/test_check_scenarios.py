@@ -209,6 +209,16 @@ def test_cudnn_loaded_differs_and_system_copy_shadows(fake_nvml, tmp_path, monke
     assert result.status is Status.WARN and "libcudnn.so.8.9.7" in result.message
 
 
+def test_system_cudnn_of_another_major_shadows_tensorflows(fake_nvml, tmp_path, monkeypatch):
+    libdir = tmp_path / "cudnn"
+    libdir.mkdir()
+    (libdir / "libcudnn.so.8").write_text("")
+    monkeypatch.setenv("LD_LIBRARY_PATH", f"/nonexistent:{libdir}")
+    fw = {"tensorflow": probes.tensorflow_gpu()}
+    found, _, _ = run(facts_for(fake_nvml, tmp_path, "healthy_single", fw=fw))
+    assert found["cudnn_shadowed_tensorflow"].status is Status.WARN
+
+
 def test_wrong_gpu_matmul_fails(fake_nvml, tmp_path):
     fw = {"torch": probes.torch_gpu(ok=False)}
     found, _, _ = run(facts_for(fake_nvml, tmp_path, "healthy_single", fw=fw))
