@@ -577,7 +577,8 @@ def _keras(fw: dict[str, Any], all_fw: dict[str, Any]) -> list[CheckResult]:
     if not fw["installed"]:
         return [CheckResult("keras_missing", INFO, "Keras is not installed.",
                             f"{_python()} -m pip install 'keras>=3'", {})]  # fmt: skip
-    evidence = {k: fw.get(k) for k in ("version", "backend", "backend_source", "backend_error")}
+    keys = ("version", "backend", "backend_source", "backend_error", "keras_json")
+    evidence = {k: fw.get(k) for k in keys}
     if fw.get("backend_error") or fw.get("error"):
         return [
             CheckResult(

@@ -100,11 +100,13 @@ def _child_env(scratch: Path) -> dict[str, str]:
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # Keras writes keras.json on first import: give it a scratch KERAS_HOME that holds a copy
     # of the user's config, so it decides exactly as it would for them and writes nothing of theirs.
-    user_home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
+    user_home = Path(os.environ.get("KERAS_HOME") or os.path.expanduser("~/.keras"))
     keras_home = scratch / "keras-home"
     keras_home.mkdir()
-    if (user_home / "keras.json").is_file():
+    try:
         shutil.copy(user_home / "keras.json", keras_home / "keras.json")
+    except OSError:  # none yet, or unreadable: Keras decides as it would without one
+        pass
     env["KERAS_HOME"] = str(keras_home)
     env["DLCHECK_USER_KERAS_HOME"] = str(user_home)
     return env

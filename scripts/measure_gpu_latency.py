@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Median wall time of the whole `dlcheck gpu` process (target: <= 0.5 s).
 
-    python scripts/measure_gpu_latency.py [runs]      # uses the interpreter running it
+python scripts/measure_gpu_latency.py [runs]      # uses the interpreter running it
 """
 
 import statistics

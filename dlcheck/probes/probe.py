@@ -134,7 +134,14 @@ def probe_keras() -> dict:
         with open(config_path) as handle:
             config_backend = json.load(handle).get("backend")
     source = "KERAS_BACKEND" if env_backend else "keras.json" if config_backend else "default"
-    info = {"version": None, "backend": None, "backend_source": source, "backend_error": None}
+    user_config = os.path.join(os.environ.get("DLCHECK_USER_KERAS_HOME", ""), "keras.json")
+    info = {
+        "version": None,
+        "backend": None,
+        "backend_source": source,
+        "backend_error": None,
+        "keras_json": user_config if config_backend else None,  # the user's file, never written
+    }
     try:
         import keras
 

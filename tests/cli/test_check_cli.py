@@ -14,6 +14,9 @@ from dlcheck.models import ExitCode
 from tests.fakes import probes
 from tests.fakes.host import gpu_host, make_roots
 
+pytest_plugins = ["tests.fakes.fixtures"]  # fake_nvml, clean_env
+pytestmark = pytest.mark.usefixtures("clean_env")
+
 ENVELOPE_KEYS = ["command", "data", "errors", "schema", "status"]
 CHECK_DATA_KEYS = ["checks", "driver", "exit_code", "frameworks", "gpus", "host", "kernel",
                    "nvml", "system", "verdict"]  # fmt: skip

@@ -25,8 +25,9 @@ def fake_nvml(monkeypatch):
     nvml.reset()
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch):
-    # Checks read these; the developer's shell must not change results.
+@pytest.fixture
+def clean_env(monkeypatch):
+    # Checks read these; the developer's shell must not change results. (Not autouse: this
+    # plugin module is global once loaded, and other parts' tests need their environment.)
     for name in ("CUDA_VISIBLE_DEVICES", "CUDA_LAUNCH_BLOCKING", "LD_LIBRARY_PATH", "NO_COLOR"):
         monkeypatch.delenv(name, raising=False)

@@ -8,6 +8,8 @@ import pytest
 from dlcheck import frameworks
 from tests.fakes import probes
 
+pytest_plugins = ["tests.fakes.fixtures"]  # fake_nvml, clean_env
+
 
 def test_fake_probe_json_is_parsed(monkeypatch):
     monkeypatch.setattr(frameworks, "probe_command", probes.command_for(probes.HEALTHY))

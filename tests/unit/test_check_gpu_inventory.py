@@ -9,6 +9,9 @@ import pytest
 from dlcheck import compat, gpu
 from tests.fakes.nvml import FIXTURES, load_fixture, scenario
 
+pytest_plugins = ["tests.fakes.fixtures"]  # fake_nvml, clean_env
+pytestmark = pytest.mark.usefixtures("clean_env")
+
 CLEAN = [
     "healthy_single",
     "multi_gpu",

@@ -14,6 +14,8 @@ import pytest
 
 from dlcheck import nvml
 
+pytest_plugins = ["tests.fakes.fixtures"]  # fake_nvml, and a clean CUDA/LD env per test
+
 pytestmark = pytest.mark.gpu
 
 

@@ -7,6 +7,9 @@ from dlcheck.models import ExitCode, Status
 from tests.fakes import probes
 from tests.fakes.host import gpu_host, make_roots
 
+pytest_plugins = ["tests.fakes.fixtures"]  # fake_nvml, clean_env
+pytestmark = pytest.mark.usefixtures("clean_env")
+
 
 def facts_for(fake_nvml, tmp_path, nvml_scenario, roots=None, fw=None):
     fake_nvml(nvml_scenario)

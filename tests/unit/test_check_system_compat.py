@@ -5,6 +5,9 @@ import pytest
 from dlcheck import compat, system
 from tests.fakes.host import gpu_host, make_roots
 
+pytest_plugins = ["tests.fakes.fixtures"]  # fake_nvml, clean_env
+pytestmark = pytest.mark.usefixtures("clean_env")
+
 
 def test_kernel_side_of_a_working_driver(tmp_path):
     kernel = system.kernel_side(gpu_host(tmp_path, version="580.82.07", gpus=2))
