@@ -207,6 +207,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--interval-minutes", type=int, default=int(env.get("IDLE_STOP_INTERVAL", "5")))
     p.add_argument("--gpu-threshold", type=int, default=int(env.get("IDLE_STOP_GPU_PCT", "5")))
     p.add_argument("--state", default=env.get("IDLE_STOP_STATE", DEFAULT_STATE))
+    p.add_argument(
+        "--jupyter-runtime-glob",
+        action="append",
+        default=[g for g in env.get("IDLE_STOP_JUPYTER_GLOB", "").split(":") if g],
+        help="extra jpserver-*.json glob (where a Jupyter service keeps its runtime files)",
+    )
     p.add_argument("--dry-run", action="store_true", help="log the decision, never power off")
     args = p.parse_args(argv)
     if args.interval_minutes <= 0:
@@ -218,7 +224,9 @@ def main(argv: list[str] | None = None) -> int:
         now = datetime.now(timezone.utc)
         return Sample(
             gpu=gpu_probe(args.gpu_threshold),
-            jupyter=jupyter_probe(jupyter_servers(), recent, now),
+            jupyter=jupyter_probe(
+                jupyter_servers(RUNTIME_GLOBS + tuple(args.jupyter_runtime_glob)), recent, now
+            ),
             ssh=ssh_probe(),
         )
 
