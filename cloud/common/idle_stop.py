@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Stop this cloud machine after N minutes with idle GPUs, no busy Jupyter kernel and no SSH session.
+"""Stop this cloud machine after N idle minutes: GPUs idle, no busy Jupyter kernel, no SSH session.
 
 Run by dlcheck-idle-stop.timer every few minutes. Each run takes one sample; a sample is idle when
 no GPU is above the utilisation threshold, no Jupyter kernel is busy or recently active, and no SSH

@@ -5,8 +5,8 @@ One source, two consumers:
   * cloud/common/user-data.yaml     read by Terraform's templatefile() on GCP
   * cloud/aws/template.yaml         UserData block (CloudFormation needs it inline)
 The only placeholder is ${IdleStopMinutes}: CloudFormation's !Sub and Terraform's templatefile()
-both substitute that spelling. The script and units travel gzipped and base64-encoded, so neither template
-language ever sees their `$` or `%` characters.
+both substitute that spelling. The script and units travel gzipped and base64-encoded, so neither
+template language ever sees their `$` or `%` characters.
 
   python3 cloud/common/render_user_data.py --write   regenerate both after editing the sources
   python3 cloud/common/render_user_data.py --check   exit 1 if either is stale (tests run this)
@@ -56,7 +56,7 @@ def build() -> str:
         "    permissions: '0644'",
         "    owner: root:root",
         "    content: |",
-        "      # Minutes of idle GPUs, Jupyter kernels and SSH before the machine stops (0 = never).",
+        "      # Idle minutes (GPUs, Jupyter kernels, SSH) before the machine stops; 0 = never.",
         "      IDLE_STOP_MINUTES=${IdleStopMinutes}",
         "      # Must match OnUnitActiveSec in dlcheck-idle-stop.timer.",
         "      IDLE_STOP_INTERVAL=5",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import socket
@@ -20,8 +21,19 @@ CHECKOV_VENV = ROOT / "build" / "checkov-venv"
 CHECKOV_REQ = ROOT / "requirements" / "checkov-venv.txt"
 
 
+def load_script(relpath: str):
+    """Import a stdlib script under cloud/ by path (cloud/ is not a Python package; these scripts
+    are copied onto instances or run by playbooks)."""
+    path = CLOUD / relpath
+    spec = importlib.util.spec_from_file_location(f"dlcheck_cloud_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses need the module registered
+    spec.loader.exec_module(module)
+    return module
+
+
 def tool(name: str) -> str:
-    """Path of a test tool from this interpreter's venv (or PATH). Missing: fail in CI, else skip."""
+    """A test tool from this interpreter's venv, else PATH. Missing: fail in CI, else skip."""
     path = BIN / name
     found = str(path) if path.exists() else shutil.which(name)
     if found:

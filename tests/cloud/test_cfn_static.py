@@ -220,10 +220,11 @@ def run_checkov(checkov: str, target: Path, *extra: str) -> dict:
     return out[0] if isinstance(out, list) else out
 
 
+CFN_ARGS = ("--framework", "cloudformation", "--external-checks-dir", str(POLICIES), "-f")
+
+
 def test_checkov_clean_with_custom_policies(checkov):
-    out = run_checkov(
-        checkov, TEMPLATE, "--framework", "cloudformation", "--external-checks-dir", str(POLICIES), "-f"
-    )
+    out = run_checkov(checkov, TEMPLATE, *CFN_ARGS)
     failed = [c["check_id"] for c in out["results"]["failed_checks"]]
     passed = {c["check_id"] for c in out["results"]["passed_checks"]}
     assert failed == []
@@ -234,8 +235,6 @@ def test_checkov_clean_with_custom_policies(checkov):
 def test_checkov_custom_policies_catch_the_classic_mistakes(checkov, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(bad_template())
-    out = run_checkov(
-        checkov, bad, "--framework", "cloudformation", "--external-checks-dir", str(POLICIES), "-f"
-    )
+    out = run_checkov(checkov, bad, *CFN_ARGS)
     failed = {c["check_id"] for c in out["results"]["failed_checks"]}
     assert {"CKV2_DLCHECK_1", "CKV2_DLCHECK_2", "CKV2_DLCHECK_3"} <= failed

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from cloud.common import idle_stop
-from cloud.common.idle_stop import Sample
+from .conftest import load_script
+
+idle_stop = load_script("common/idle_stop.py")
+Sample = idle_stop.Sample
 
 SCRIPT = Path(idle_stop.__file__)
 IDLE = Sample(gpu=None, jupyter=None, ssh=None)
@@ -54,12 +56,14 @@ def test_any_activity_resets_the_count(tmp_path):
 
 def test_never_stops_while_a_kernel_is_busy(tmp_path):
     busy = Sample(gpu=None, jupyter="Jupyter kernel k1 is busy", ssh=None)
-    assert tick_until_stop([busy] * 500, idle_minutes=10, interval_minutes=5, state=tmp_path / "c") is None
+    state = tmp_path / "c"
+    assert tick_until_stop([busy] * 500, idle_minutes=10, interval_minutes=5, state=state) is None
     assert (tmp_path / "c").read_text().strip() == "0"
 
 
 def test_zero_minutes_disables(tmp_path):
-    assert tick_until_stop([IDLE] * 50, idle_minutes=0, interval_minutes=5, state=tmp_path / "c") is None
+    state = tmp_path / "c"
+    assert tick_until_stop([IDLE] * 50, idle_minutes=0, interval_minutes=5, state=state) is None
 
 
 def test_count_survives_between_runs_and_resets_after_stop(tmp_path):
