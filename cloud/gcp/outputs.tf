@@ -32,11 +32,11 @@ output "jupyter_tunnel_command" {
 }
 
 output "ansible_inventory_line" {
-  description = "One line for an Ansible INI inventory (group [dlcheck_cloud])."
+  description = "One line for an Ansible INI inventory (group [workstations])."
   value       = "${var.name} ansible_host=${local.ssh_host} ansible_user=${var.ssh_user}${var.use_iap ? " ansible_ssh_common_args='${local.iap_proxy}'" : ""}"
 }
 
 output "ansible_inventory" {
   description = "A whole inventory file: terraform output -raw ansible_inventory > cloud/gcp/inventory.ini"
-  value       = "[dlcheck_cloud]\n${var.name} ansible_host=${local.ssh_host} ansible_user=${var.ssh_user}${var.use_iap ? " ansible_ssh_common_args='${local.iap_proxy}'" : ""}\n"
+  value       = "[workstations]\n${var.name} ansible_host=${local.ssh_host} ansible_user=${var.ssh_user}${var.use_iap ? " ansible_ssh_common_args='${local.iap_proxy}'" : ""}\n"
 }

@@ -50,8 +50,8 @@ variable "accelerator_count" {
 
 variable "image" {
   type        = string
-  default     = "projects/deeplearning-platform-release/global/images/family/common-cu129-ubuntu-2204-nvidia-570"
-  description = "Boot image. Default: a Deep Learning VM family with the NVIDIA driver. Plain Ubuntu (the playbooks then install the driver): projects/ubuntu-os-cloud/global/images/family/ubuntu-2204-lts."
+  default     = "projects/deeplearning-platform-release/global/images/family/common-cu129-ubuntu-2404-nvidia-580"
+  description = "Boot image. Default: a Deep Learning VM family with the NVIDIA driver. Plain Ubuntu (the playbooks then install the driver): projects/ubuntu-os-cloud/global/images/family/ubuntu-2404-lts-amd64."
 }
 
 variable "boot_disk_gb" {

@@ -53,7 +53,7 @@ def test_stack_create_outputs_and_delete(boto):
     # The image came from the DLAMI SSM parameter, as CloudFormation resolves it at deploy time.
     inst = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
     ssm = boto("ssm").get_parameter(
-        Name="/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id"
+        Name="/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-24.04/latest/ami-id"
     )
     assert inst["ImageId"] == ssm["Parameter"]["Value"]
     assert inst["InstanceType"] == "g5.xlarge"
@@ -136,7 +136,7 @@ def test_launch_is_idempotent_writes_inventory_and_destroy_leaves_nothing(aws_en
     }
     iid = out["InstanceId"]
     inventory = (inv_dir / "dl-launch.ini").read_text()
-    assert "[dlcheck_cloud]\n" in inventory
+    assert "[workstations]\n" in inventory
     assert f"\n{iid} ansible_host={out['PublicDnsName']} ansible_user=ubuntu\n" in inventory
     assert oct((inv_dir / "dl-launch.ini").stat().st_mode & 0o777) == "0o600"
 

@@ -12,7 +12,7 @@ from .conftest import CLOUD, load_script
 preflight = load_script("common/preflight.py")
 
 SCRIPT = CLOUD / "common" / "preflight.py"
-DLAMI = "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id"
+DLAMI = "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-24.04/latest/ami-id"
 
 # Error texts as the clouds print them (quoted in the issue threads the reference cites).
 ERRORS = {
