@@ -2,11 +2,12 @@
 """Stop this cloud machine after N idle minutes: GPUs idle, no busy Jupyter kernel, no SSH session.
 
 Run by dlcheck-idle-stop.timer every few minutes. Each run takes one sample; a sample is idle when
-no GPU is above the utilisation threshold, no Jupyter kernel is busy or recently active, and no SSH
-connection is established. The count of consecutive idle samples lives in a state file; any
-activity resets it. When the count reaches the limit the machine powers off, which the templates
-turn into a *stop* (AWS InstanceInitiatedShutdownBehavior=stop; a GCE guest shutdown leaves the VM
-TERMINATED, i.e. stopped). Disks still bill while stopped.
+no GPU is above the utilisation threshold, no Jupyter kernel is busy (by the server's API where its
+runtime file gives a token, and always by the kernel processes' CPU time, which needs no login), and
+no SSH or Jupyter connection is established. The count of consecutive idle samples lives in a
+state file; any activity resets it. When the count reaches the limit the machine powers off, which
+the templates turn into a *stop* (AWS InstanceInitiatedShutdownBehavior=stop; a GCE guest
+shutdown leaves the VM TERMINATED, i.e. stopped). Disks still bill while stopped.
 
 Stdlib only: it runs on a fresh image before any provisioning. Every activity source is a probe
 function, so the tests replace exactly those and nothing else.
@@ -43,10 +44,11 @@ class Sample:
     gpu: str | None
     jupyter: str | None
     ssh: str | None
+    kernel_cpu: str | None = None
 
     @property
     def busy_reasons(self) -> list[str]:
-        return [r for r in (self.gpu, self.jupyter, self.ssh) if r]
+        return [r for r in (self.gpu, self.jupyter, self.kernel_cpu, self.ssh) if r]
 
 
 # --- probes: each returns a reason string when the source is active, None when idle ----------
@@ -104,7 +106,8 @@ def jupyter_probe(
         try:
             kernels = get_json(f"{base}/api/kernels", server.get("token", ""))
         except urllib.error.HTTPError as exc:
-            # The server exists but refused us: we cannot tell, so do not stop under it.
+            if exc.code in (401, 403):
+                continue  # password login, no token: kernel_cpu_probe covers this server
             return f"Jupyter at {base} answered HTTP {exc.code}; not counting as idle"
         except (urllib.error.URLError, OSError, ValueError):
             continue  # stale runtime file of a server that is gone
@@ -119,11 +122,59 @@ def jupyter_probe(
     return None
 
 
-def ssh_probe(run=subprocess.run) -> str | None:
-    """Busy while any TCP connection to sshd's port 22 is established (shells and -L tunnels)."""
+def kernel_cpu_probe(
+    state_path: str, proc_root: str = "/proc", min_cpu_s: float = 1.0, tick_hz: int | None = None
+) -> str | None:
+    """Busy when a Jupyter kernel process used `min_cpu_s` of CPU since the last sample, or is new.
+
+    Works without Jupyter credentials: it reads /proc. A kernel computing on the GPU shows up in
+    gpu_probe too. CPU tick totals per kernel are kept in `state_path` between runs.
+    """
+    hz = tick_hz or os.sysconf("SC_CLK_TCK")
+    now: dict[str, int] = {}
+    for cmdline_path in glob.glob(os.path.join(proc_root, "[0-9]*", "cmdline")):
+        piddir = os.path.dirname(cmdline_path)
+        try:
+            with open(cmdline_path, "rb") as fh:
+                if b"ipykernel" not in fh.read():
+                    continue
+            with open(os.path.join(piddir, "stat"), encoding="ascii") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended while we looked
+        # Fields after "(comm)": utime and stime are stat fields 14 and 15, starttime 22.
+        key = f"{os.path.basename(piddir)}@{fields[19]}"
+        now[key] = int(fields[11]) + int(fields[12])
+    try:
+        with open(state_path, encoding="utf-8") as fh:
+            before = json.load(fh)
+    except (OSError, ValueError):
+        before = None
+    _write_json(state_path, now)
+    for key, ticks in sorted(now.items()):
+        pid = key.split("@")[0]
+        if before is None or key not in before:
+            return f"Jupyter kernel process {pid} started since the last check"
+        used = (ticks - before[key]) / hz
+        if used >= min_cpu_s:
+            return f"Jupyter kernel process {pid} used {used:.1f} s of CPU"
+    return None
+
+
+def _write_json(path: str, data) -> None:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh)
+    os.replace(tmp, path)
+
+
+def ssh_probe(run=subprocess.run, jupyter_port: int = 8888) -> str | None:
+    """Busy while a TCP connection to sshd (shells, -L tunnels) or to Jupyter (an open notebook,
+    e.g. through an SSM port forward) is established."""
     try:
         out = run(
-            ["ss", "-Htn", "state", "established", "( sport = :22 )"],
+            ["ss", "-Htn", "state", "established", f"( sport = :22 or sport = :{jupyter_port} )"],
             capture_output=True,
             text=True,
             timeout=10,
@@ -132,7 +183,7 @@ def ssh_probe(run=subprocess.run) -> str | None:
     except (subprocess.SubprocessError, OSError) as exc:
         return f"ss failed ({exc.__class__.__name__}); not counting as idle"
     sessions = [line for line in out.splitlines() if line.strip()]
-    return f"{len(sessions)} SSH connection(s)" if sessions else None
+    return f"{len(sessions)} SSH or Jupyter connection(s)" if sessions else None
 
 
 # --- decision ---------------------------------------------------------------------------------
@@ -208,6 +259,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gpu-threshold", type=int, default=int(env.get("IDLE_STOP_GPU_PCT", "5")))
     p.add_argument("--state", default=env.get("IDLE_STOP_STATE", DEFAULT_STATE))
     p.add_argument(
+        "--jupyter-port", type=int, default=int(env.get("IDLE_STOP_JUPYTER_PORT", "8888"))
+    )
+    p.add_argument("--proc-root", default=env.get("IDLE_STOP_PROC_ROOT", "/proc"))
+    p.add_argument(
         "--jupyter-runtime-glob",
         action="append",
         default=[g for g in env.get("IDLE_STOP_JUPYTER_GLOB", "").split(":") if g],
@@ -227,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
             jupyter=jupyter_probe(
                 jupyter_servers(RUNTIME_GLOBS + tuple(args.jupyter_runtime_glob)), recent, now
             ),
-            ssh=ssh_probe(),
+            ssh=ssh_probe(jupyter_port=args.jupyter_port),
+            kernel_cpu=kernel_cpu_probe(f"{args.state}.kernels.json", args.proc_root),
         )
 
     stop = (lambda: print("dry run: would power off")) if args.dry_run else poweroff

@@ -109,8 +109,8 @@ def test_gpu_probe_without_driver_is_idle(monkeypatch):
 def test_ssh_probe_counts_established_connections():
     two = "0 0 10.0.0.5:22 203.0.113.7:50522\n0 0 10.0.0.5:22 203.0.113.7:50523\n"
     run = FakeRun(two)
-    assert idle_stop.ssh_probe(run=run) == "2 SSH connection(s)"
-    assert run.argv[:4] == ["ss", "-Htn", "state", "established"]
+    assert idle_stop.ssh_probe(run=run) == "2 SSH or Jupyter connection(s)"
+    assert run.argv == ["ss", "-Htn", "state", "established", "( sport = :22 or sport = :8888 )"]
     assert idle_stop.ssh_probe(run=FakeRun("")) is None
 
 
@@ -163,13 +163,45 @@ def test_jupyter_probe_against_a_server(jupyter, monkeypatch):
     assert probe() == "Jupyter kernel k-busy is busy"
     monkeypatch.setattr(FakeJupyter, "kernels", [kernel("idle", 2)])
     assert "active at" in probe()
-    monkeypatch.setattr(FakeJupyter, "token", "rotated")  # we can no longer read it: stay up
-    assert "HTTP 403" in probe()
+    # Password login (no token in the runtime file): the API is closed to us, so this probe stays
+    # silent and kernel_cpu_probe, which needs no login, watches the kernels instead.
+    monkeypatch.setattr(FakeJupyter, "token", "rotated")
+    monkeypatch.setattr(FakeJupyter, "kernels", [kernel("busy", 0)])
+    assert probe() is None
 
 
 def test_jupyter_probe_ignores_a_stale_runtime_file():
     gone = [{"url": "http://127.0.0.1:9/", "token": "x"}]  # discard port: connection refused
     assert idle_stop.jupyter_probe(gone, timedelta(minutes=5), NOW) is None
+
+
+def fake_process(proc, pid, cmdline, cpu_ticks, start=5000):
+    d = proc / str(pid)
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "cmdline").write_bytes(b"\0".join(part.encode() for part in cmdline) + b"\0")
+    utime, stime = cpu_ticks // 2, cpu_ticks - cpu_ticks // 2
+    rest = ["S", "1", str(pid), str(pid), "0", "-1", "4194560", "9", "0", "0", "0"]
+    rest += [str(utime), str(stime), "0", "0", "20", "0", "3", "0", str(start), "1000"]
+    (d / "stat").write_text(f"{pid} (python3) " + " ".join(rest) + "\n")
+
+
+def test_kernel_cpu_probe_reads_kernel_processes(tmp_path):
+    proc, state = tmp_path / "proc", str(tmp_path / "kernels.json")
+    kernel_cmd = ["/opt/dl/venv/bin/python", "-m", "ipykernel_launcher", "-f", "k.json"]
+    fake_process(proc, 4242, kernel_cmd, cpu_ticks=1000)
+    fake_process(proc, 77, ["/usr/sbin/sshd", "-D"], cpu_ticks=99999)  # not a kernel
+    probe = lambda: idle_stop.kernel_cpu_probe(state, str(proc), tick_hz=100)  # noqa: E731
+    assert probe() == "Jupyter kernel process 4242 started since the last check"
+    assert probe() is None  # no CPU used since
+    fake_process(proc, 4242, kernel_cmd, cpu_ticks=1050)  # 0.5 s: a tab autosaving, not work
+    assert probe() is None
+    fake_process(proc, 4242, kernel_cmd, cpu_ticks=1350)  # 3 s of CPU: a cell is running
+    assert probe() == "Jupyter kernel process 4242 used 3.0 s of CPU"
+    fake_process(proc, 4242, kernel_cmd, cpu_ticks=10, start=9000)  # pid reused by a new kernel
+    assert "started since the last check" in probe()
+    for f in (proc / "4242").iterdir():
+        f.unlink()
+    assert probe() is None  # the kernel is gone
 
 
 # --- the script as the timer runs it ----------------------------------------------------------
@@ -190,6 +222,7 @@ def run_script(tmp_path, jupyter_glob):
         "IDLE_STOP_INTERVAL": "5",
         "IDLE_STOP_STATE": str(tmp_path / "state" / "count"),
         "IDLE_STOP_JUPYTER_GLOB": jupyter_glob,
+        "IDLE_STOP_PROC_ROOT": str(tmp_path / "proc"),
     }
     cmd = [sys.executable, str(SCRIPT), "--dry-run"]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60, check=True)
@@ -205,3 +238,6 @@ def test_script_end_to_end_with_fake_sources(tmp_path, jupyter, monkeypatch):
     out = run_script(tmp_path, jupyter).stdout
     assert "busy: GPU 0 at 77% utilisation" in out
     assert "power" not in out
+    fake_bin(tmp_path, "nvidia-smi", "0, 0\n")
+    fake_process(tmp_path / "proc", 31337, ["python", "-m", "ipykernel_launcher"], cpu_ticks=5)
+    assert "busy: Jupyter kernel process 31337 started" in run_script(tmp_path, jupyter).stdout
