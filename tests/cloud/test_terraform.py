@@ -14,18 +14,23 @@ from .test_cfn_static import run_checkov
 GCP = CLOUD / "gcp"
 
 
-def one(value):
-    """python-hcl2 wraps most attribute values in a one-element list; unwrap it."""
-    return value[0] if isinstance(value, list) and len(value) == 1 else value
+def one(blocks: list) -> dict:
+    """The single block of a kind (python-hcl2 gives blocks as lists)."""
+    assert isinstance(blocks, list) and len(blocks) == 1, blocks
+    return blocks[0]
 
 
 @pytest.fixture(scope="module")
 def tf() -> dict:
     hcl2 = require_module("hcl2")
+    # Plain values: no comment keys, no block markers, strings without their quotes.
+    options = hcl2.SerializationOptions(
+        with_comments=False, explicit_blocks=False, strip_string_quotes=True
+    )
     merged: dict = {}
     for path in sorted(GCP.glob("*.tf")):
         with path.open() as fh:
-            for key, blocks in hcl2.load(fh).items():
+            for key, blocks in hcl2.load(fh, serialization_options=options).items():
                 merged.setdefault(key, []).extend(blocks)
     return merged
 
@@ -38,10 +43,9 @@ def resource(tf, rtype, name):
 
 
 def local(tf, name):
-    """A local's expression, whitespace removed (python-hcl2 normalises spacing)."""
     for block in tf["locals"]:
         if name in block:
-            return re.sub(r"\s+", "", str(one(block[name])))
+            return block[name]
     raise KeyError(name)
 
 
@@ -51,9 +55,10 @@ def variables(tf) -> dict:
 
 def test_gpu_vm_stops_for_host_maintenance(tf):
     sched = one(resource(tf, "google_compute_instance", "gpu")["scheduling"])
-    assert one(sched["on_host_maintenance"]) == "TERMINATE"
-    assert "SPOT" in one(sched["provisioning_model"])
-    assert "STOP" in one(sched["instance_termination_action"])
+    assert sched["on_host_maintenance"] == "TERMINATE"
+    assert sched["provisioning_model"] == '${var.spot ? "SPOT" : "STANDARD"}'
+    assert "STOP" in sched["instance_termination_action"]
+    assert "DELETE" not in json.dumps(sched)
     (dyn,) = sched["dynamic"]
     assert "max_run_duration" in dyn
 
@@ -62,29 +67,28 @@ def test_accelerators_only_on_n1(tf):
     vm = resource(tf, "google_compute_instance", "gpu")
     assert "guest_accelerator" not in vm  # never unconditional
     (dyn,) = [d["guest_accelerator"] for d in vm["dynamic"] if "guest_accelerator" in d]
-    assert one(dyn["for_each"]) == "${local.is_n1 ? [1] : []}"
-    assert local(tf, "is_n1") == '${startswith(var.machine_type,"n1-")}'
+    assert dyn["for_each"] == "${local.is_n1 ? [1] : []}"
+    assert local(tf, "is_n1") == '${startswith(var.machine_type, "n1-")}'
 
 
 def test_machine_types_limited_to_the_gpu_families(tf):
     (rule,) = variables(tf)["machine_type"]["validation"]
-    assert "(n1|g2|a2|a3)-" in one(rule["condition"])
+    assert "(n1|g2|a2|a3)-" in rule["condition"]
 
 
 def test_firewall_is_ssh_only_from_a_cidr_or_iap(tf):
     fw = resource(tf, "google_compute_firewall", "ssh")
-    assert one(fw["direction"]) == "INGRESS"
-    (allow,) = fw["allow"]
-    assert one(allow["ports"]) == ["22"] and one(allow["protocol"]) == "tcp"
-    assert one(fw["source_ranges"]) == "${local.ssh_sources}"
+    assert fw["direction"] == "INGRESS"
+    assert fw["allow"] == [{"protocol": "tcp", "ports": ["22"]}]
+    assert fw["source_ranges"] == "${local.ssh_sources}"
     assert local(tf, "ssh_sources") == (
-        "${var.use_iap?['${local.iap_ssh_range}']:['${var.allowed_ssh_cidr}']}"
+        "${var.use_iap ? [local.iap_ssh_range] : [var.allowed_ssh_cidr]}"
     )
     assert local(tf, "iap_ssh_range") == "35.235.240.0/20"
     cidr = variables(tf)["allowed_ssh_cidr"]
-    assert one(cidr["default"]) == ""
-    assert "0.0.0.0/0" in one(one(cidr["validation"])["condition"])  # refused by validation
-    assert one(variables(tf)["use_iap"]["default"]) is True
+    assert cidr["default"] == ""
+    assert "0.0.0.0/0" in one(cidr["validation"])["condition"]  # refused by validation
+    assert variables(tf)["use_iap"]["default"] is True
 
 
 def test_no_open_firewall_and_no_jupyter_port_anywhere():
@@ -96,8 +100,8 @@ def test_no_open_firewall_and_no_jupyter_port_anywhere():
 
 
 def test_metadata_hardening_and_shared_user_data(tf):
-    meta = one(resource(tf, "google_compute_instance", "gpu")["metadata"])
-    assert "'block-project-ssh-keys': 'true'" in meta
+    meta = resource(tf, "google_compute_instance", "gpu")["metadata"]
+    assert 'block-project-ssh-keys = "true"' in meta
     assert "install-nvidia-driver" in meta
     assert 'templatefile("${path.module}/../common/user-data.yaml"' in meta
     assert "IdleStopMinutes" in meta
@@ -106,10 +110,10 @@ def test_metadata_hardening_and_shared_user_data(tf):
 
 def test_image_default_is_a_deep_learning_vm_family(tf):
     image = variables(tf)["image"]
-    assert one(image["default"]).startswith(
+    assert image["default"].startswith(
         "projects/deeplearning-platform-release/global/images/family/"
     )
-    assert "ubuntu-os-cloud" in one(image["description"])
+    assert "ubuntu-os-cloud" in image["description"]
 
 
 def test_every_output_present(tf):
@@ -141,9 +145,9 @@ def test_terraform_1_5_language_only(tf):
     # Validation conditions that read other variables arrived in 1.9.
     for name, body in variables(tf).items():
         for rule in body.get("validation", []):
-            refs = set(re.findall(r"var\.(\w+)", one(rule["condition"])))
+            refs = set(re.findall(r"var\.(\w+)", rule["condition"]))
             assert refs <= {name}, f"variable {name} validation reads {refs - {name}}"
-    version = one(one(tf["terraform"])["required_version"])
+    version = one(tf["terraform"])["required_version"]
     assert version == ">= 1.5.0"
 
 
