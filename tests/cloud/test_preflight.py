@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from .conftest import CLOUD, load_script
+from .conftest import CLOUD, load_script, require_module
 
 preflight = load_script("common/preflight.py")
 
@@ -113,3 +113,39 @@ def test_aws_preflight_without_credentials(aws_env, monkeypatch):
     res = run_aws(aws_env, "--instance-type", "g5.xlarge", "--image-parameter", DLAMI)
     assert res.returncode == 1
     assert "problem: No AWS credentials found." in res.stdout
+
+
+def quota_session(boto3, value):
+    """A boto3 session on moto whose Service Quotas answers are stubbed: moto has no EC2 quotas,
+    so that one service is the seam; credentials, SSM and EC2 stay real moto calls."""
+    from botocore.stub import Stubber
+
+    session = boto3.session.Session(region_name="us-east-1")
+    real_client = session.client
+
+    def client(name, **kw):
+        c = real_client(name, **kw)
+        if name == "service-quotas":
+            stub = Stubber(c)
+            stub.add_response(
+                "get_service_quota",
+                {"Quota": {"QuotaCode": "L-DB2E81BA", "Value": value}},
+                {"ServiceCode": "ec2", "QuotaCode": "L-DB2E81BA"},
+            )
+            stub.activate()
+        return c
+
+    session.client = client
+    return session
+
+
+@pytest.mark.integration
+def test_aws_preflight_gpu_quota(aws_env):
+    boto3 = require_module("boto3")
+    low = preflight.aws_preflight(quota_session(boto3, 0.0), "g5.xlarge", DLAMI, spot=False)
+    (finding,) = low
+    assert finding.problem == (
+        "Quota 'Running On-Demand G and VT instances' is 0 vCPUs in us-east-1; g5.xlarge needs 4."
+    )
+    assert "--quota-code L-DB2E81BA --desired-value 4" in finding.fix
+    assert preflight.aws_preflight(quota_session(boto3, 8.0), "g5.xlarge", DLAMI, False) == []
