@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -93,7 +94,7 @@ def bad_template() -> str:
         " Description: Jupyter}\n",
     )
     text = text.replace("            Encrypted: true", "            Encrypted: false")
-    # The instance's MetadataOptions is the second HttpTokens (the first is the launch template).
+    # At this indentation MetadataOptions belongs to the instance (the launch template's is deeper).
     head, sep, tail = text.partition("      MetadataOptions:\n        HttpTokens: required")
     assert sep, "template layout changed; update bad_template()"
     return head + "      MetadataOptions:\n        HttpTokens: optional" + tail
@@ -190,7 +191,7 @@ def test_outputs(cfn):
 def test_user_data_is_the_rendered_common_file(cfn):
     """template.yaml and user-data.yaml both come from cloud/common; neither has drifted."""
     res = subprocess.run(
-        ["python3", str(CLOUD / "common" / "render_user_data.py"), "--check"],
+        [sys.executable, str(CLOUD / "common" / "render_user_data.py"), "--check"],
         capture_output=True,
         text=True,
     )
