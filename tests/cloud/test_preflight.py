@@ -1,0 +1,151 @@
+"""Preflight: the usual launch failures, translated into a problem and a fix."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import CLOUD, load_script, require_module
+
+preflight = load_script("common/preflight.py")
+
+SCRIPT = CLOUD / "common" / "preflight.py"
+DLAMI = "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-24.04/latest/ami-id"
+
+# Error texts as the clouds print them (quoted in the issue threads the reference cites).
+ERRORS = {
+    "vcpu": (
+        "An error occurred (VcpuLimitExceeded) when calling the RunInstances operation: You have"
+        " requested more vCPU capacity than your current vCPU limit of 0 allows for the instance"
+        " bucket that the specified instance type belongs to.",
+        "L-DB2E81BA",
+    ),
+    "capacity": (
+        "InsufficientInstanceCapacity: We currently do not have sufficient g4dn.xlarge capacity in"
+        " the Availability Zone you requested (eu-west-1b). Our system will be working on"
+        " provisioning additional capacity. You can currently get g4dn.xlarge capacity by not"
+        " specifying an Availability Zone in your request or choosing eu-west-1a, eu-west-1c.",
+        "eu-west-1a, eu-west-1c",
+    ),
+    "gpus_all_regions": (
+        "Error: Error creating instance: googleapi: Error 403: Quota 'GPUS_ALL_REGIONS' exceeded."
+        " Limit: 0.0 globally., quotaExceeded",
+        "GPUs (all regions)",
+    ),
+    "zone": (
+        "Error: Error waiting for instance to create: The zone 'projects/p/zones/us-central1-a'"
+        " does not have enough resources available to fulfill the request. '(resource type:"
+        "compute)'. ZONE_RESOURCE_POOL_EXHAUSTED",
+        "accelerator-types list",
+    ),
+    "aws_image": (
+        "Parameters: [ImageParameter] Unable to fetch parameters [/aws/service/deeplearning/ami/"
+        "x86_64/base-oss-nvidia-driver-ubuntu-22.04/latest/ami-id] from parameter store for this"
+        " account.",
+        "get-parameters-by-path",
+    ),
+    "gcp_image": (
+        "Error: error retrieving image: The resource 'projects/deeplearning-platform-release/"
+        "global/images/family/pytorch-latest-gpu' was not found",
+        "deeplearning-platform-release",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ERRORS))
+def test_explain_known_errors(name):
+    text, must_mention = ERRORS[name]
+    finding = preflight.explain(text)
+    assert finding is not None
+    assert must_mention in finding.fix
+
+
+def test_explain_unknown_error_says_nothing():
+    assert preflight.explain("Error: something entirely different") is None
+
+
+def test_explain_cli_reads_stdin():
+    res = subprocess.run(
+        [sys.executable, str(SCRIPT), "explain"],
+        input=ERRORS["gpus_all_regions"][0],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert res.stdout.startswith("problem: Your Google Cloud project's global GPU quota")
+    assert "\n    fix: " in res.stdout
+
+
+def run_aws(aws_env, *args):
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), "aws", "--region", "us-east-1", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.integration
+def test_aws_preflight_passes_on_a_good_request(aws_env):
+    res = run_aws(aws_env, "--instance-type", "g5.xlarge", "--image-parameter", DLAMI)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "preflight: OK (g5.xlarge in us-east-1)" in res.stdout
+    assert "-> ami-" in res.stderr  # the DLAMI name resolved to an image id
+
+
+@pytest.mark.integration
+def test_aws_preflight_catches_an_image_name_that_does_not_resolve(aws_env):
+    wrong = DLAMI.replace("-gpu-ubuntu", "-ubuntu")  # the docs' spelling that drifted
+    res = run_aws(aws_env, "--instance-type", "g5.xlarge", "--image-parameter", wrong)
+    assert res.returncode == 1
+    assert f"problem: Image parameter {wrong} not found in us-east-1." in res.stdout
+    assert "get-parameters-by-path" in res.stdout
+    assert "Traceback" not in res.stderr
+
+
+@pytest.mark.integration
+def test_aws_preflight_without_credentials(aws_env, monkeypatch):
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    res = run_aws(aws_env, "--instance-type", "g5.xlarge", "--image-parameter", DLAMI)
+    assert res.returncode == 1
+    assert "problem: No AWS credentials found." in res.stdout
+
+
+def quota_session(boto3, value):
+    """A boto3 session on moto whose Service Quotas answers are stubbed: moto has no EC2 quotas,
+    so that one service is the seam; credentials, SSM and EC2 stay real moto calls."""
+    from botocore.stub import Stubber
+
+    session = boto3.session.Session(region_name="us-east-1")
+    real_client = session.client
+
+    def client(name, **kw):
+        c = real_client(name, **kw)
+        if name == "service-quotas":
+            stub = Stubber(c)
+            stub.add_response(
+                "get_service_quota",
+                {"Quota": {"QuotaCode": "L-DB2E81BA", "Value": value}},
+                {"ServiceCode": "ec2", "QuotaCode": "L-DB2E81BA"},
+            )
+            stub.activate()
+        return c
+
+    session.client = client
+    return session
+
+
+@pytest.mark.integration
+def test_aws_preflight_gpu_quota(aws_env):
+    boto3 = require_module("boto3")
+    low = preflight.aws_preflight(quota_session(boto3, 0.0), "g5.xlarge", DLAMI, spot=False)
+    (finding,) = low
+    assert finding.problem == (
+        "Quota 'Running On-Demand G and VT instances' is 0 vCPUs in us-east-1; g5.xlarge needs 4."
+    )
+    assert "--quota-code L-DB2E81BA --desired-value 4" in finding.fix
+    assert preflight.aws_preflight(quota_session(boto3, 8.0), "g5.xlarge", DLAMI, False) == []
