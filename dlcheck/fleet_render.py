@@ -30,7 +30,7 @@ def _speedup(row: HostRow) -> str:
 
 def _gpus(row: HostRow) -> str:
     if not row.gpus:
-        return "0"
+        return "0" if row.verdict else "N/A"  # no dlcheck report: unknown, not zero
     names = sorted(set(row.gpus))
     return f"{len(row.gpus)} x {names[0]}" if len(names) == 1 else f"{len(row.gpus)} (mixed)"
 
