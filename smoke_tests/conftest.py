@@ -86,7 +86,10 @@ def gpu_count(has_gpu) -> int:
         return 0
     from dlcheck import nvml
 
-    return nvml.query("nvmlDeviceGetCount", default=0)
+    try:
+        return nvml.query("nvmlDeviceGetCount", default=0)
+    except nvml.NvmlUnavailable as error:  # an NVIDIA card is present, so this is a failure
+        pytest.fail(f"NVML unusable ({error.reason}): {error.detail}", pytrace=False)
 
 
 @pytest.fixture(scope="session")
