@@ -46,6 +46,14 @@ pytestmark = [
 ]
 
 
+EXTRA_VARS = {
+    "verify_test_packages": [],  # already in the test interpreter's site-packages
+    "verify_bench_args": ["bench", "--json"],
+    # tests/smoke runs the whole suite; here the notebook and TensorFlow would only repeat it.
+    "verify_smoke_args": ["-k", "not notebook and not tensorflow"],
+}
+
+
 def provisioned_venv(root: Path) -> Path:
     """A venv shaped like dl_python's: bin/python, bin/dlcheck, this repo's dlcheck and the
     frameworks of the test interpreter (by .pth, instead of a multi-GB install)."""
@@ -82,7 +90,7 @@ def verified(tmp_path_factory):
         proc = subprocess.run(
             [ansible_tool("ansible-playbook"), "-i", str(inventory), str(PLAYBOOK),
              "-e", f"@{secrets}", "-e", f"dlcheck_reports_dir={reports}",
-             "-e", '{"verify_test_packages": [], "verify_bench_args": ["bench", "--json"]}',
+             "-e", json.dumps(EXTRA_VARS),
              "-e", "verify_hosts=dl"],
             env=env, capture_output=True, text=True, timeout=600,
         )  # fmt: skip
@@ -105,7 +113,7 @@ def test_reachable_host_has_its_reports(verified):
     good = reports / "good"
     smoke = json.loads((good / "smoke.json").read_text())["data"]
     assert (good / "junit.xml").read_text().startswith("<?xml")
-    assert smoke["summary"]["passed"] >= 6 and smoke["summary"]["skipped"] >= 8
+    assert smoke["summary"]["passed"] >= 4 and smoke["summary"]["skipped"] >= 8
     jupyter_tests = [t for t in smoke["tests"] if "test_jupyter" in t["nodeid"]]
     assert any(t["outcome"] == "passed" for t in jupyter_tests), "Jupyter login via verify.yml"
     state = status(reports, "good")
@@ -138,4 +146,4 @@ def test_fleet_shows_both_hosts_and_fails(verified):
     hosts = {h["host"]: h for h in json.loads(result.stdout)["data"]["hosts"]}
     assert set(hosts) == {"good", "gone"}
     assert hosts["gone"]["state"] == "unreachable"
-    assert hosts["good"]["smoke"]["passed"] >= 6
+    assert hosts["good"]["smoke"]["passed"] >= 4
