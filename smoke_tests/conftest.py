@@ -102,7 +102,10 @@ def _read_secret() -> tuple[str | None, str | None]:
     password = os.environ.get("SMOKE_JUPYTER_PASSWORD")
     secret_file = os.environ.get("SMOKE_JUPYTER_PASSWORD_FILE")
     if not password and secret_file:
-        password = Path(secret_file).read_text().rstrip("\n")
+        try:
+            password = Path(secret_file).read_text().rstrip("\n")
+        except OSError as error:
+            pytest.fail(f"cannot read SMOKE_JUPYTER_PASSWORD_FILE: {error}", pytrace=False)
     return password or None, os.environ.get("SMOKE_JUPYTER_TOKEN") or None
 
 
