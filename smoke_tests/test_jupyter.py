@@ -52,7 +52,7 @@ def test_kernel_computes_on_the_gpu(kernel, gpu_count):
         "got = (a.cuda() @ a.cuda()).cpu()\n"
         "print(json.dumps({'count': torch.cuda.device_count(),\n"
         "                  'name': torch.cuda.get_device_name(0),\n"
-        "                  'close': bool(torch.allclose(got, a @ a, rtol=1e-4, atol=1e-4))}))"
+        "                  'close': bool(torch.allclose(got, a @ a, rtol=1e-3, atol=1e-3))}))"
     )
     report = json.loads(run(kernel, code).stdout)
     assert report["count"] == gpu_count, "the Jupyter kernel sees fewer GPUs (PrivateDevices=?)"

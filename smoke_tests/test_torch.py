@@ -44,7 +44,7 @@ def test_matmul_on_each_gpu_matches_cpu(torch):
         # TF32 would round the inputs to 10 mantissa bits; compare full fp32.
         torch.backends.cuda.matmul.allow_tf32 = False
         got = (a.to(device) @ b.to(device)).cpu()
-        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4, msg=f"{device}")
+        torch.testing.assert_close(got, expected, rtol=1e-3, atol=1e-3, msg=f"{device}")
 
 
 @pytest.mark.gpu
@@ -56,7 +56,7 @@ def test_cudnn_convolution_on_each_gpu_matches_cpu(torch):
     expected = torch.nn.functional.conv2d(images, weights, padding=1)
     for device in devices(torch):
         got = torch.nn.functional.conv2d(images.to(device), weights.to(device), padding=1)
-        torch.testing.assert_close(got.cpu(), expected, rtol=1e-4, atol=1e-4, msg=f"{device}")
+        torch.testing.assert_close(got.cpu(), expected, rtol=1e-3, atol=1e-3, msg=f"{device}")
 
 
 @pytest.mark.gpu
