@@ -35,9 +35,28 @@ def _gpus(row: HostRow) -> str:
     return f"{len(row.gpus)} x {names[0]}" if len(names) == 1 else f"{len(row.gpus)} (mixed)"
 
 
+def _smoke(row: HostRow) -> str:
+    """passed/failed/skipped, failures and errors together."""
+    if not row.smoke:
+        return "N/A"
+    broken = row.smoke["failed"] + row.smoke["error"]
+    return f"{row.smoke['passed']}/{broken}/{row.smoke['skipped']}"
+
+
 def render_table(rows: list[HostRow], counts: dict[str, int]) -> None:
     table = Table(box=box.SIMPLE_HEAD, title="dlcheck fleet", title_justify="left")
-    for column in ("host", "state", "GPUs", "driver", "CUDA", "frameworks", "verdict", "speedup"):
+    columns = (
+        "host",
+        "state",
+        "GPUs",
+        "driver",
+        "CUDA",
+        "frameworks",
+        "verdict",
+        "speedup",
+        "smoke",
+    )
+    for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
         frameworks = ", ".join(f"{name} {label}" for name, label in row.frameworks.items())
@@ -50,6 +69,7 @@ def render_table(rows: list[HostRow], counts: dict[str, int]) -> None:
             frameworks or "N/A",
             row.verdict or "N/A",
             _speedup(row),
+            _smoke(row),
         )
     console = _console()
     console.print(table)

@@ -164,6 +164,7 @@ def test_table_shows_every_host_and_exits_not_ready(fleet_dir):
     for host in ("gpu-1", "cpu-1", "broken-1", "gone-1", "corrupt-1"):
         assert host in out
     assert "1 x NVIDIA A10G" in out and "6.5x (torch)" in out
+    assert "10/0/0" in out and "8/1/0" in out  # smoke passed/failed/skipped
     assert "gone-1: unreachable: ssh: connect timed out" in out
     assert "5 hosts: 1 ready, 1 cpu_only, 2 not_ready, 1 unreachable" in out
 
