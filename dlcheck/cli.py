@@ -33,6 +33,10 @@ SUBCOMMANDS = {
         "dlcheck.commands.fleet:fleet",
         "One table for many hosts from fetched dlcheck reports.",
     ),
+    "allreduce": (
+        "dlcheck.commands.allreduce:allreduce",
+        "All-reduce across local GPUs (NCCL) or processes (gloo): values and bus bandwidth.",
+    ),
 }
 DEFAULT_COMMAND = "check"
 

@@ -1,0 +1,209 @@
+"""`dlcheck fleet` against report folders shaped like verify.yml leaves them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from dlcheck import jsonout
+from dlcheck.cli import cli
+from dlcheck.fleet import read_fleet, read_host
+from dlcheck.models import ExitCode
+
+GPU = {"index": 0, "name": "NVIDIA A10G", "uuid": "GPU-1", "memory.total": 23028}
+
+
+def _framework(version, cuda=None, gpus=None, installed=True):
+    return {"installed": installed, "version": version, "cuda": cuda, "gpu_count": gpus}
+
+
+def check_data(verdict="ready", gpus=(GPU,), frameworks=None, failing=()):
+    frameworks = frameworks or {
+        "torch": _framework("2.13.0", "12.8", len(gpus)),
+        "tensorflow": _framework("2.21.0", "12.5", len(gpus)),
+        "keras": {"installed": True, "version": "3.15.1", "backend": "tensorflow"},
+    }
+    checks = [{"code": "driver_loaded", "status": "PASS", "message": "ok"}]
+    checks += [{"code": code, "status": "FAIL", "message": "broken"} for code in failing]
+    return {
+        "verdict": verdict,
+        "exit_code": {"ready": 0, "not_ready": 1, "cpu_only": 3}[verdict],
+        "host": {"hostname": "h"},
+        "driver": {
+            "version": "580.95.05" if gpus else None,
+            "nvml_version": None,
+            "cuda_driver_version": "13.0" if gpus else None,
+        },
+        "gpus": list(gpus),
+        "frameworks": frameworks,
+        "checks": checks,
+    }
+
+
+def smoke_data(passed=10, failed=(), skipped=0):
+    tests = [{"nodeid": f"smoke_tests/test_x.py::{n}", "outcome": "failed"} for n in failed]
+    summary = {"passed": passed, "failed": len(failed), "skipped": skipped, "error": 0}
+    return {"summary": summary, "tests": tests}
+
+
+def write_host(root: Path, host: str, status="ok", check=None, bench=None, smoke=None, **raw):
+    folder = root / host
+    folder.mkdir(parents=True)
+    (folder / "status.json").write_text(json.dumps({"host": host, "state": status, **raw}))
+    if check is not None:
+        (folder / "check.json").write_text(jsonout.envelope("check", "PASS", check))
+    if bench is not None:
+        (folder / "bench.json").write_text(jsonout.envelope("bench", "PASS", bench))
+    if smoke is not None:
+        (folder / "smoke.json").write_text(jsonout.envelope("smoke", "PASS", smoke))
+    return folder
+
+
+@pytest.fixture
+def fleet_dir(tmp_path):
+    write_host(
+        tmp_path,
+        "gpu-1",
+        check=check_data(),
+        bench={"speedup": {"keras": 4.2, "torch": 6.5, "torch-sparse": None}},
+        smoke=smoke_data(),
+    )
+    write_host(
+        tmp_path,
+        "cpu-1",
+        check=check_data(
+            "cpu_only",
+            gpus=(),
+            frameworks={"torch": _framework("2.13.0", None, 0)},
+        ),
+        smoke=smoke_data(passed=6, skipped=7),
+    )
+    write_host(
+        tmp_path,
+        "broken-1",
+        check=check_data(
+            "not_ready",
+            frameworks={
+                "torch": _framework("2.13.0", "12.8", 1),
+                "tensorflow": _framework(None, installed=False),
+            },
+            failing=("tensorflow_missing",),
+        ),
+        smoke=smoke_data(passed=8, failed=("test_tensorflow_sees_every_gpu",)),
+    )
+    write_host(tmp_path, "gone-1", status="unreachable", message="ssh: connect timed out")
+    corrupt = write_host(tmp_path, "corrupt-1", smoke=smoke_data())
+    (corrupt / "check.json").write_text('{"schema": "dlcheck/1", "data": {"verdict": "rea')
+    return tmp_path
+
+
+def by_host(rows):
+    return {row.host: row for row in rows}
+
+
+def test_every_host_folder_becomes_a_row_with_its_state(fleet_dir):
+    rows = by_host(read_fleet(fleet_dir))
+    assert {h: r.state for h, r in rows.items()} == {
+        "broken-1": "not_ready",
+        "corrupt-1": "not_ready",
+        "cpu-1": "cpu_only",
+        "gone-1": "unreachable",
+        "gpu-1": "ready",
+    }
+
+
+def test_healthy_gpu_host_row_carries_inventory_and_best_speedup(fleet_dir):
+    row = by_host(read_fleet(fleet_dir))["gpu-1"]
+    assert row.gpus == ["NVIDIA A10G"]
+    assert (row.driver, row.cuda, row.verdict) == ("580.95.05", "13.0", "ready")
+    assert row.frameworks["torch"] == "2.13.0 (cuda 12.8, 1 GPU)"
+    assert row.frameworks["keras"] == "3.15.1 (tensorflow)"
+    assert row.best_speedup == 6.5
+    assert row.problems == []
+
+
+def test_missing_framework_and_failed_smoke_test_are_named(fleet_dir):
+    row = by_host(read_fleet(fleet_dir))["broken-1"]
+    assert "tensorflow" not in row.frameworks
+    assert any("tensorflow_missing" in p for p in row.problems)
+    assert any("test_tensorflow_sees_every_gpu" in p for p in row.problems)
+
+
+def test_corrupt_json_is_a_clear_problem_not_a_crash(fleet_dir):
+    row = by_host(read_fleet(fleet_dir))["corrupt-1"]
+    assert row.problems and row.problems[0].startswith("check.json: not valid JSON")
+
+
+def test_failed_run_keeps_what_was_fetched(tmp_path):
+    folder = write_host(
+        tmp_path, "h", status="failed", failed_task="Run the smoke tests", message="rc=4"
+    )
+    (folder / "check.json").write_text(jsonout.envelope("check", "PASS", check_data()))
+    row = read_host(folder)
+    assert row.state == "failed"
+    assert row.verdict == "ready"
+    assert "verify run failed at 'Run the smoke tests': rc=4" in row.problems
+
+
+def test_folder_without_any_report_is_no_report(tmp_path):
+    (tmp_path / "empty-host").mkdir()
+    row = read_host(tmp_path / "empty-host")
+    assert row.state == "no_report"
+
+
+def test_table_shows_every_host_and_exits_not_ready(fleet_dir):
+    result = CliRunner().invoke(cli, ["fleet", str(fleet_dir)], standalone_mode=False)
+    assert result.exception is None, result.output
+    assert result.return_value == ExitCode.NOT_READY
+    out = result.output
+    for host in ("gpu-1", "cpu-1", "broken-1", "gone-1", "corrupt-1"):
+        assert host in out
+    assert "1 x NVIDIA A10G" in out and "6.5x (torch)" in out
+    assert "10/0/0" in out and "8/1/0" in out  # smoke passed/failed/skipped
+    assert "gone-1: unreachable: ssh: connect timed out" in out
+    assert "5 hosts: 1 ready, 1 cpu_only, 2 not_ready, 1 unreachable" in out
+
+
+def test_json_envelope_lists_every_host(fleet_dir):
+    result = CliRunner().invoke(cli, ["fleet", "--json", str(fleet_dir)], standalone_mode=False)
+    body = json.loads(result.output)
+    assert (body["schema"], body["command"], body["status"]) == ("dlcheck/1", "fleet", "FAIL")
+    hosts = {h["host"]: h for h in body["data"]["hosts"]}
+    assert set(hosts) == {"gpu-1", "cpu-1", "broken-1", "gone-1", "corrupt-1"}
+    assert hosts["gpu-1"]["gpu_count"] == 1 and hosts["gpu-1"]["best_speedup"] == 6.5
+    assert body["data"]["summary"]["unreachable"] == 1
+    assert body["data"]["exit_code"] == ExitCode.NOT_READY
+
+
+@pytest.mark.parametrize(
+    ("hosts", "expected"),
+    [(("gpu-1",), ExitCode.READY), (("gpu-1", "cpu-1"), ExitCode.CPU_ONLY)],
+)
+def test_exit_code_of_a_working_fleet(fleet_dir, hosts, expected, tmp_path_factory):
+    subset = tmp_path_factory.mktemp("subset")
+    for host in hosts:
+        (fleet_dir / host).rename(subset / host)
+    # Through the real entry point, so the process exit status is what scripts see.
+    proc = subprocess.run(
+        [sys.executable, "-m", "dlcheck", "fleet", "--json", str(subset)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == expected, proc.stderr
+    assert json.loads(proc.stdout)["data"]["summary"]["hosts"] == len(hosts)
+
+
+@pytest.mark.parametrize("make", [lambda p: p / "nope", lambda p: p])
+def test_bad_reports_dir_is_a_one_line_usage_error(tmp_path, make):
+    proc = subprocess.run(
+        [sys.executable, "-m", "dlcheck", "fleet", str(make(tmp_path))],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == ExitCode.USAGE
+    assert "Fix:" in proc.stderr and "Traceback" not in proc.stderr
