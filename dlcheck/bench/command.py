@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
 import click
 
+from dlcheck.bench.protocol import VALIDATION
 from dlcheck.models import ExitCode
 
 IMPLS = ("keras", "torch", "torch-sparse")
@@ -113,6 +115,18 @@ class _Choices(click.ParamType):
     show_default=True,
     help="Seconds one child may run before it is killed and reported as FAIL.",
 )
+@click.option(
+    "--limit",
+    type=click.IntRange(min=10),
+    hidden=True,
+    help="Use only the first N training and N test reviews (smoke tests).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=0),
+    default=0,
+    help="CPU threads per child (default: the cores this process may use).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON envelope (command bench).")
 @click.option(
     "--plot",
@@ -121,8 +135,8 @@ class _Choices(click.ParamType):
     help="Write loss/accuracy curves and CPU-vs-GPU epoch times to this PNG.",
 )
 def bench(
-    device, impls, epochs, batch_size, protocol, data_path, synthetic, seed, timeout, as_json,
-    plot_path,
+    device, impls, epochs, batch_size, protocol, data_path, synthetic, seed, timeout, limit,
+    threads, as_json, plot_path,
 ):  # fmt: skip
     from dlcheck.bench import data as data_mod
     from dlcheck.bench import report, runner, verdicts
@@ -148,9 +162,20 @@ def bench(
     except data_mod.DataError as error:
         click.echo(f"dlcheck bench: {error}", err=True)
         return ExitCode.NOT_READY
+    if limit:
+        if protocol == "book" and limit <= VALIDATION:
+            raise click.UsageError(f"--protocol book holds out {VALIDATION} reviews: --limit more")
+        dataset.train, dataset.test = dataset.train.head(limit), dataset.test.head(limit)
+        notes.append(f"only the first {limit} training and test reviews (--limit)")
     _log(f"data: {dataset.name} ({dataset.source}) ready in {dataset.seconds:.1f} s")
 
-    threads = runner.cpu_threads()
+    threads = threads or runner.cpu_threads()
+    load = _load_average()
+    if load is not None and load > 0.5 * threads:
+        notes.append(
+            f"the machine was busy before the run (load average {load:.1f} on {threads} "
+            "cores): epoch times are noisy; rerun on an idle machine for numbers to keep"
+        )
     specs = [
         Spec(
             impl=impl,
@@ -170,7 +195,7 @@ def bench(
         _log(f"[{number}/{total}] {spec.impl} on {spec.device} ...")
 
     rows = runner.run_all(dataset, specs, timeout, progress)
-    book_config = epochs == 4 and batch_size == 512
+    book_config = epochs == 4 and batch_size == 512 and not limit
     speedups = verdicts.apply(rows, dataset.synthetic, book_config)
     if not book_config:
         notes.append("not the book's configuration (4 epochs, batch 512): no accuracy band")
@@ -192,7 +217,10 @@ def bench(
             "threads": threads,
             "timeout_s": timeout,
             "accuracy_band": verdicts.band_for(dataset.synthetic, book_config),
+            "train_reviews": len(dataset.train),
+            "test_reviews": len(dataset.test),
         },
+        "load_average_before": load,
         "data_prep_s": dataset.seconds,
         "results": rows,
         "speedup": speedups,
@@ -215,6 +243,13 @@ def bench(
         report.table(result)
         _log(f"total wall time {result['wall_s']:.1f} s")
     return ExitCode(result["exit_code"])
+
+
+def _load_average() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
 
 
 def _log(message: str) -> None:
