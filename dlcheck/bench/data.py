@@ -196,11 +196,14 @@ def _copy_with_progress(resp, out, total: int, progress: bool) -> None:
         print(f"\rbench: downloaded imdb.npz {done / 1e6:6.1f} MB        ", file=sys.stderr)
 
 
-def ensure_file(path: Path | None = None, *, sha256: str = SHA256, allow_download=True) -> Path:
+def ensure_file(
+    path: Path | None = None, *, sha256: str | None = None, allow_download=True
+) -> Path:
     """A verified imdb.npz: the given file, else Keras's cache (downloading if needed).
 
     A cached file with the wrong hash (partial, corrupt) is replaced, never used.
     """
+    sha256 = sha256 or SHA256
     if path is not None:
         path = Path(path)
         if not path.is_file():
@@ -348,7 +351,7 @@ def preprocess_flat(
 
 
 def load_real(
-    path: Path | None = None, *, sha256: str = SHA256, allow_download=True, **options
+    path: Path | None = None, *, sha256: str | None = None, allow_download=True, **options
 ) -> Dataset:
     started = time.perf_counter()
     file = ensure_file(path, sha256=sha256, allow_download=allow_download)
@@ -359,7 +362,7 @@ def load_real(
         synthetic=False,
         name="imdb",
         source=str(file),
-        sha256=sha256_of(file) if path is None else sha256,
+        sha256=sha256 or SHA256,  # ensure_file verified the file against it
         num_words=options.get("num_words", NUM_WORDS),
         seconds=time.perf_counter() - started,
     )

@@ -16,7 +16,7 @@ REAL_BAND = (0.86, 0.90)
 # Synthetic data (seed 0): measured here over seeds 0-4 and all three implementations;
 # see docs/bench.md for the numbers behind this band.
 SYNTHETIC_BAND = (0.83, 0.90)
-# Any other configuration (epochs, batch size) has no calibrated band: only "it learned".
+# Any other configuration has no calibrated band: below this floor is a WARN, not a FAIL.
 SANITY_FLOOR = 0.70
 # Native GPU rows are expected to beat the same run's CPU by at least this much.
 EXPECTED_SPEEDUP = {"torch": 2.0, "torch-sparse": 1.0, "keras": 1.0}
@@ -52,7 +52,10 @@ def correctness(row: dict, synthetic: bool, book_config: bool) -> tuple[Status, 
     if band is None:
         if accuracy >= SANITY_FLOOR:
             return Status.PASS, f"accuracy {accuracy:.3f} (no band for this configuration)"
-        return Status.FAIL, f"accuracy {accuracy:.3f} < {SANITY_FLOOR}: the network did not learn"
+        return Status.WARN, (
+            f"accuracy {accuracy:.3f} < {SANITY_FLOOR}; no calibrated band for this "
+            "configuration (the book's: 4 epochs, batch 512, all 25000 reviews)"
+        )
     low, high = band
     if low <= accuracy <= high:
         return Status.PASS, f"accuracy {accuracy:.3f} in {low:.2f}-{high:.2f}"

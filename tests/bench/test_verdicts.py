@@ -40,6 +40,9 @@ def test_accuracy_bands():
     other = [_row("torch", "cpu", [1.0], accuracy=0.75)]  # no band outside the book's config
     verdicts.apply(other, synthetic=False, book_config=False)
     assert other[0]["verdict"] == "PASS"
+    small = [_row("torch", "cpu", [1.0], accuracy=0.5)]  # e.g. --limit 600: nothing to learn
+    verdicts.apply(small, synthetic=True, book_config=False)
+    assert small[0]["verdict"] == "WARN"
 
 
 def test_gpu_run_must_really_use_the_gpu():
