@@ -82,13 +82,18 @@ class SparseInputs:
         lengths = self.lengths.index_select(0, order)
         offsets = torch.zeros(self.n + 1, dtype=torch.int64, device=self.device)
         torch.cumsum(lengths, 0, out=offsets[1:])
-        starts = self.offsets.index_select(0, order)
         total = int(offsets[-1])
-        shift = torch.repeat_interleave(starts - offsets[:-1], lengths, output_size=total)
-        words = self.words.index_select(0, torch.arange(total, device=self.device) + shift)
-        rows = torch.repeat_interleave(
-            torch.arange(self.n, device=self.device), lengths, output_size=total
+        # Word position p of new row i reads old position p + (start_i - offset_i): the
+        # shift is constant per row, so scatter its per-row change and cumsum (cheaper
+        # than repeat_interleave). Row ids are the same trick with a change of 1.
+        shift = self.offsets.index_select(0, order) - offsets[:-1]
+        change = torch.zeros(total, dtype=torch.int64, device=self.device)
+        change.index_add_(0, offsets[:-1], torch.diff(shift, prepend=shift.new_zeros(1)))
+        words = self.words.index_select(
+            0, torch.arange(total, device=self.device) + change.cumsum(0)
         )
+        change.zero_().index_add_(0, offsets[1:-1], torch.ones_like(offsets[1:-1]))
+        rows = change.cumsum(0)
         host_offsets = offsets.cpu().tolist()
         y = self.y.index_select(0, order)
         for start in range(0, self.n, batch_size):

@@ -72,3 +72,30 @@ def test_one_rmsprop_step_matches_keras(small, sparse):
         np.testing.assert_allclose(ours.detach().numpy(), theirs, atol=2e-5)
     moved = np.abs(net.params[0].detach().numpy() - weights[0]).max()
     assert moved > 1e-4  # the step really changed the weights
+
+
+def test_shuffled_batches_hold_the_same_reviews():
+    """Sparse and dense batches of a shuffled epoch give the same first layer, row for row."""
+    import torch
+
+    rng = np.random.default_rng(3)
+    x = (rng.random((300, NUM_WORDS)) < 0.1).astype(np.float32)
+    x[5] = 0  # an empty review
+    split = torch_impl._split_from_dense(x)
+    split.labels = np.arange(300, dtype=np.float32)  # labels name the rows
+    dense = torch_impl.DenseInputs(split, NUM_WORDS, "cpu")
+    sparse = torch_impl.SparseInputs(split, NUM_WORDS, "cpu")
+    dense.to_device()
+    sparse.to_device()
+    w1 = torch.randn(NUM_WORDS, 16)
+    b1 = torch.zeros(16)
+    order = torch.randperm(300, generator=torch.Generator().manual_seed(0))
+    pairs = zip(dense.batches(order, 64), sparse.batches(order, 64), strict=True)
+    seen = []
+    for (d_batch, d_y), (s_batch, s_y) in pairs:
+        torch.testing.assert_close(d_y, s_y)
+        d = dense.first_layer(d_batch, w1, b1)
+        s = sparse.first_layer(s_batch, w1, b1)
+        torch.testing.assert_close(s, d, atol=1e-4, rtol=1e-5)
+        seen.append(s_y)
+    assert torch.equal(torch.cat(seen), order.float())  # every review once, in shuffled order
