@@ -199,6 +199,7 @@ def bench(
     speedups = verdicts.apply(rows, dataset.synthetic, book_config)
     if not book_config:
         notes.append("not the book's configuration (4 epochs, batch 512): no accuracy band")
+    notes.extend(_relative_to_keras(rows))
     notes.append("a PASS covers only these checks; it is not a general statement of GPU health")
     worst = "FAIL" if any(r["verdict"] == "FAIL" for r in rows) else (
         "WARN" if any(r["verdict"] == "WARN" for r in rows) else "PASS"
@@ -243,6 +244,22 @@ def bench(
         report.table(result)
         _log(f"total wall time {result['wall_s']:.1f} s")
     return ExitCode(result["exit_code"])
+
+
+def _relative_to_keras(rows: list[dict]) -> list[str]:
+    """Same-device comparisons: how much the native implementations beat the book's code."""
+    notes = []
+    for device in dict.fromkeys(r["device"] for r in rows):
+        on = {r["impl"]: r.get("median_epoch_s") for r in rows if r["device"] == device}
+        keras = on.get("keras")
+        faster = [
+            f"{impl} {keras / on[impl]:.1f}x"
+            for impl in ("torch", "torch-sparse")
+            if keras and on.get(impl)
+        ]
+        if faster:
+            notes.append(f"on {device}, median epoch vs keras: {', '.join(faster)} faster")
+    return notes
 
 
 def _load_average() -> float | None:

@@ -372,7 +372,7 @@ def load_real(
 
 RAW_VOCAB = 88584  # distinct words in the real raw file
 SIGNAL_WORDS = 500  # per polarity
-SIGNAL_SHARE = 0.02  # share of a review's tokens drawn from its polarity's words
+SIGNAL_SHARE = 0.025  # share of a review's tokens drawn from its polarity's words
 
 
 def synthetic(

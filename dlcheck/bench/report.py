@@ -63,6 +63,7 @@ def table(data: dict, stream=None) -> None:
             verdict if plain else f"[{colours.get(verdict, 'white')}]{verdict}[/]",
         )
     console.print(grid)
+    console.print(_phases(data, Table, plain))
     for row in data["results"]:
         for name, check in (row.get("verdicts") or {}).items():
             if check["status"] != "PASS":
@@ -75,6 +76,37 @@ def table(data: dict, stream=None) -> None:
         console.print(f"  note: {note}", markup=False)
 
 
+PHASES = (
+    ("vectorise", "vectorise"),
+    ("to_device", "to device"),
+    ("build", "build"),
+    ("warmup", "warm-up epoch"),
+    ("evaluate", "evaluate"),
+)
+
+
+def _phases(data: dict, table_class, plain: bool):
+    """Every phase timed apart: what the median epoch leaves out is shown here."""
+    grid = table_class(title="phases (seconds)", title_justify="left", pad_edge=False)
+    grid.add_column("implementation")
+    grid.add_column("device")
+    for _, header in PHASES:
+        grid.add_column(header, justify="right")
+    grid.add_column("timed epochs", justify="right")
+    grid.add_column("child wall", justify="right")
+    for row in data["results"]:
+        phases = row.get("phases") or {}
+        epochs = row.get("epoch_times") or []
+        grid.add_row(
+            row["impl"],
+            row["device"],
+            *(_fmt(phases.get(key), ".2f") for key, _ in PHASES),
+            f"{sum(epochs):.2f} ({len(epochs)})" if epochs else "N/A",
+            _fmt(row.get("wall_s"), ".1f"),
+        )
+    return grid
+
+
 def plot(data: dict, path: str) -> None:
     """The book's two figures (loss, accuracy per epoch) and CPU vs GPU epoch times."""
     import matplotlib
@@ -84,16 +116,20 @@ def plot(data: dict, path: str) -> None:
 
     rows = [r for r in data["results"] if not r.get("error")]
     fig, (ax_loss, ax_acc, ax_time) = plt.subplots(1, 3, figsize=(16, 4.8))
+    from matplotlib.ticker import MaxNLocator
+
     book = data["protocol"] == "book"
     key = "book" if book else "retrain"
+    markers = {"keras": "o", "torch": "s", "torch-sparse": "x"}
     for row in rows:
         curves = (row.get("history") or {}).get(key)
         if not curves:
             continue
         epochs = range(1, len(curves["loss"]) + 1)
         label = f"{row['impl']} {row['device']}"
-        (line,) = ax_loss.plot(epochs, curves["loss"], "o-", ms=3, label=f"{label} training")
-        ax_acc.plot(epochs, curves["accuracy"], "o-", ms=3, color=line.get_color(), label=label)
+        style = dict(marker=markers.get(row["impl"], "o"), ms=5, alpha=0.85)
+        (line,) = ax_loss.plot(epochs, curves["loss"], "-", label=f"{label} training", **style)
+        ax_acc.plot(epochs, curves["accuracy"], "-", color=line.get_color(), label=label, **style)
         if book:
             colour = line.get_color()
             ax_loss.plot(epochs, curves["val_loss"], "--", color=colour, label="validation")
@@ -101,8 +137,9 @@ def plot(data: dict, path: str) -> None:
     what = "training (o-) and validation (--)" if book else "training, 4-epoch retrain on 25000"
     ax_loss.set(title=f"Loss: {what}", xlabel="epoch", ylabel="binary cross-entropy")
     ax_acc.set(title=f"Accuracy: {what}", xlabel="epoch", ylabel="accuracy")
-    ax_loss.legend(fontsize=7)
-    ax_acc.legend(fontsize=7)
+    for ax in (ax_loss, ax_acc):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize=7)
 
     impls = list(dict.fromkeys(r["impl"] for r in rows))
     devices = list(dict.fromkeys(r["device"] for r in rows))
@@ -116,10 +153,10 @@ def plot(data: dict, path: str) -> None:
                 medians.append(row["median_epoch_s"])
                 low.append(row["median_epoch_s"] - row["min_epoch_s"])
                 high.append(row["max_epoch_s"] - row["median_epoch_s"])
-        ax_time.bar(xs, medians, width, yerr=[low, high], capsize=3, label=device)
+        bars = ax_time.bar(xs, medians, width, yerr=[low, high], capsize=3, label=device)
+        ax_time.bar_label(bars, labels=[f"{m:.3f} s" for m in medians], fontsize=7, padding=2)
     ax_time.set_xticks([i + width * (len(devices) - 1) / 2 for i in range(len(impls))], impls)
-    ax_time.set(title="Median epoch time (min-max bars)", ylabel="seconds per epoch")
-    ax_time.set_yscale("log")
+    ax_time.set(title="Median training epoch (error bars: min-max)", ylabel="seconds per epoch")
     ax_time.legend()
     source = "SYNTHETIC IMDB-shaped data" if data["synthetic"] else "IMDB (Keras imdb.npz)"
     fig.suptitle(f"dlcheck bench: {source}, protocol {data['protocol']}")

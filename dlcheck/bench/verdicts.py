@@ -13,9 +13,10 @@ from dlcheck.models import Status
 # Test accuracy after the book's 4 epochs at batch 512 on all 25000 reviews.
 # Real data: published runs land at 0.876-0.885 (benchmark-anchors.md §2); band 0.86-0.90.
 REAL_BAND = (0.86, 0.90)
-# Synthetic data (seed 0): measured here over seeds 0-4 and all three implementations;
-# see docs/bench.md for the numbers behind this band.
-SYNTHETIC_BAND = (0.83, 0.90)
+# Synthetic data (signal 0.025): measured here 0.872-0.881 (torch-sparse, seeds 0-5) and
+# keras 0.874 / torch 0.880 (seed 0); the band leaves about 2 points each side.
+# docs/bench.md has the numbers.
+SYNTHETIC_BAND = (0.85, 0.90)
 # Any other configuration has no calibrated band: below this floor is a WARN, not a FAIL.
 SANITY_FLOOR = 0.70
 # Native GPU rows are expected to beat the same run's CPU by at least this much.
