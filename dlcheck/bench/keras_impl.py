@@ -148,7 +148,7 @@ def run(spec: Spec) -> dict:
         x_train = vectorise.multi_hot(train, spec.num_words)
         x_test = vectorise.multi_hot(test, spec.num_words)
         y_train, y_test = train.labels, test.labels
-    out.phases["to_device"] = 0.0  # Keras copies each batch from host memory inside fit
+    out.phases["to_device"] = None  # Keras copies each batch from host memory inside fit
     weights = protocol.initial_weights(spec.num_words, spec.seed)
     with phases("build"):
         model = build(spec.num_words, weights)

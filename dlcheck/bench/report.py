@@ -87,7 +87,7 @@ PHASES = (
 
 def _phases(data: dict, table_class, plain: bool):
     """Every phase timed apart: what the median epoch leaves out is shown here."""
-    grid = table_class(title="phases (seconds)", title_justify="left", pad_edge=False)
+    grid = table_class(title="phases (seconds)", title_justify="left", pad_edge=False, box=None)
     grid.add_column("implementation")
     grid.add_column("device")
     for _, header in PHASES:
