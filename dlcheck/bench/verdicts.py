@@ -115,7 +115,8 @@ def apply(rows: list[dict], synthetic: bool, book_config: bool) -> dict[str, flo
         base = cpu.get(row["impl"])
         if row["device"] != "cpu" and base and row["median_epoch_s"]:
             row["speedup"] = base / row["median_epoch_s"]
-            speedups.setdefault(row["impl"], row["speedup"])
+            if speedups.get(row["impl"]) is None:  # the first GPU's, if several
+                speedups[row["impl"]] = row["speedup"]
         speedups.setdefault(row["impl"], None)
         if row.get("error"):
             row["verdicts"] = {"run": {"status": "FAIL", "message": row["error"]}}
