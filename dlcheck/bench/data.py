@@ -9,6 +9,7 @@ Python. `Split.to_lists()` gives Keras's object arrays back for comparison.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import io
 import itertools
 import os
@@ -146,12 +147,10 @@ def download(
                 raise DataError(f"downloaded {url} has sha256 {got}, expected {sha256}")
             os.replace(tmp, dest)
             return
-        except (urllib.error.URLError, OSError, TimeoutError) as error:
+        except (urllib.error.URLError, http.client.HTTPException, OSError, TimeoutError) as error:
             last_error = str(getattr(error, "reason", error))
-            # No route / DNS failure will not heal by retrying: fail fast offline.
-            if isinstance(getattr(error, "reason", None), (OSError,)) and attempt == 1:
-                if _is_offline_error(error):
-                    retries = attempt
+            if _is_offline_error(error):  # no DNS / no route will not heal by retrying
+                break
         except DataError as error:
             last_error = str(error)
         finally:

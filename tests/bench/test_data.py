@@ -129,21 +129,26 @@ def test_partial_download_is_never_written(tmp_path, monkeypatch, small_npz):
     good = small_npz.read_bytes()
     server = _Server(good, truncate_to=len(good) // 3)
     monkeypatch.setattr(data, "ORIGIN", server.url)
-    monkeypatch.setattr(data.time, "sleep", lambda s: None)  # no back-off waits in the test
+    waits = []
+    monkeypatch.setattr(data.time, "sleep", waits.append)  # no back-off waits in the test
     try:
         with pytest.raises(data.DataError, match="could not download"):
             data.ensure_file(sha256=data.sha256_of(small_npz))
     finally:
         server.close()
+    assert len(waits) == 2  # three attempts: a short read may heal on retry
     assert not data.cache_path().exists()
     assert list(data.cache_path().parent.iterdir()) == []
 
 
-def test_no_network_fails_fast(tmp_path):
+def test_no_network_fails_fast_without_retries(tmp_path, monkeypatch):
+    waits = []
+    monkeypatch.setattr(data.time, "sleep", waits.append)
     started = time.monotonic()
     with pytest.raises(data.DataError, match="could not download"):
         data.download("http://imdb.invalid/imdb.npz", tmp_path / "x.npz", data.SHA256)
     assert time.monotonic() - started < 10
+    assert waits == []  # a DNS failure is final: no back-off, no second attempt
 
 
 def test_synthetic_is_deterministic_and_imdb_shaped():
