@@ -125,7 +125,8 @@ class _Choices(click.ParamType):
     "--threads",
     type=click.IntRange(min=0),
     default=0,
-    help="CPU threads per child (default: the cores this process may use).",
+    help="CPU threads per child (default: the cores not already busy, i.e. cores minus "
+    "the load average, at least 1).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON envelope (command bench).")
 @click.option(
@@ -169,12 +170,14 @@ def bench(
         notes.append(f"only the first {limit} training and test reviews (--limit)")
     _log(f"data: {dataset.name} ({dataset.source}) ready in {dataset.seconds:.1f} s")
 
-    threads = threads or runner.cpu_threads()
     load = _load_average()
-    if load is not None and load > 0.5 * threads:
+    cores = runner.cpu_threads()
+    threads = threads or runner.default_threads(load)
+    if load is not None and load > 0.5 * cores:
         notes.append(
-            f"the machine was busy before the run (load average {load:.1f} on {threads} "
-            "cores): epoch times are noisy; rerun on an idle machine for numbers to keep"
+            f"the machine was busy before the run (load average {load:.1f} on {cores} "
+            f"cores; children use {threads} thread(s)): epoch times are noisy; rerun on an "
+            "idle machine for numbers to keep"
         )
     specs = [
         Spec(

@@ -62,3 +62,13 @@ def test_native_gpu_slower_than_cpu_is_a_warning():
     verdicts.apply(rows, synthetic=True, book_config=True)
     assert rows[1]["verdict"] == "WARN"
     assert "expected >= 2x" in rows[1]["verdicts"]["performance"]["message"]
+
+
+def test_default_threads_leave_busy_cores_alone(monkeypatch):
+    from dlcheck.bench import runner
+
+    monkeypatch.setattr(runner, "cpu_threads", lambda: 8)
+    assert runner.default_threads(None) == 8
+    assert runner.default_threads(0.2) == 8
+    assert runner.default_threads(2.6) == 5
+    assert runner.default_threads(30.0) == 1
