@@ -45,9 +45,6 @@ def child_env(device: str) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_ROOT, env.get("PYTHONPATH")]))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    # Idle OpenMP threads sleep instead of spinning: on a busy machine spinning
-    # torch threads fight other processes and epochs get several times slower.
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""  # the CPU run cannot touch a GPU, even by accident
     else:
