@@ -99,3 +99,21 @@ def test_shuffled_batches_hold_the_same_reviews():
         torch.testing.assert_close(s, d, atol=1e-4, rtol=1e-5)
         seen.append(s_y)
     assert torch.equal(torch.cat(seen), order.float())  # every review once, in shuffled order
+
+
+def test_device_and_host_shuffles_agree():
+    """The torch-only shuffle (used on GPUs) equals the NumPy one (used on the CPU)."""
+    import torch
+
+    rng = np.random.default_rng(4)
+    x = (rng.random((257, NUM_WORDS)) < 0.1).astype(np.float32)
+    x[[0, 9, 256]] = 0  # empty reviews, first and last included
+    inputs = torch_impl.SparseInputs(torch_impl._split_from_dense(x), NUM_WORDS, "cpu")
+    inputs.to_device()
+    shuffled = torch.randperm(257, generator=torch.Generator().manual_seed(1))
+    empty_last = torch.cat([torch.arange(1, 257), torch.tensor([0])])
+    for order in (shuffled, empty_last, torch.arange(257)):
+        for ours, theirs in zip(
+            inputs._permute_torch(order), inputs._permute_numpy(order.numpy()), strict=True
+        ):
+            assert torch.equal(ours, theirs)
