@@ -1,0 +1,1 @@
+"""`dlcheck bench`: the IMDB network of Deep Learning with Python as a CPU-vs-GPU benchmark."""

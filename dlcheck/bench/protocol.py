@@ -1,0 +1,93 @@
+"""What every implementation shares: the run spec, initial weights, phase timing."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+HIDDEN = 16
+VALIDATION = 10000  # the book holds out the first 10000 training reviews
+BOOK_EPOCHS = 20
+RETRAIN_EPOCHS = 4
+BATCH_SIZE = 512
+LEARNING_RATE = 1e-3  # Keras RMSprop defaults
+RHO = 0.9
+EPSILON = 1e-7
+
+
+@dataclass
+class Spec:
+    """One child's job, passed as JSON."""
+
+    impl: str
+    device: str  # "cpu" or "cuda:0"
+    prepared: str  # path of the prepared-data npz
+    epochs: int = RETRAIN_EPOCHS
+    batch_size: int = BATCH_SIZE
+    protocol: str = "quick"  # or "book"
+    seed: int = 0
+    threads: int = 0  # 0: leave the framework's default
+    num_words: int = 10000
+    entry: str | None = None  # "module:function" override (tests inject faults here)
+
+    def to_dict(self):
+        return asdict(self)
+
+
+@dataclass
+class Outcome:
+    """What a child reports back (JSON)."""
+
+    impl: str
+    device: str
+    backend: str | None = None
+    versions: dict = field(default_factory=dict)
+    threads: int | None = None
+    placed_on: str | None = None  # where the model's weights really live
+    gpu_uuid: str | None = None
+    phases: dict = field(default_factory=dict)  # seconds per phase
+    epoch_times: list = field(default_factory=list)  # timed retrain epochs
+    train_samples: int = 0
+    history: dict = field(default_factory=dict)  # per-epoch curves
+    test_loss: float | None = None
+    test_accuracy: float | None = None
+    notes: list = field(default_factory=list)
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def initial_weights(num_words: int, seed: int) -> list[np.ndarray]:
+    """Keras's Dense defaults (glorot_uniform kernels, zero biases), in Keras's layout.
+
+    Every implementation starts from these same arrays, so runs differ only in
+    shuffling and floating-point order.
+    """
+    rng = np.random.RandomState(seed)
+    weights = []
+    for fan_in, fan_out in ((num_words, HIDDEN), (HIDDEN, HIDDEN), (HIDDEN, 1)):
+        limit = np.sqrt(6.0 / (fan_in + fan_out))
+        weights.append(rng.uniform(-limit, limit, (fan_in, fan_out)).astype(np.float32))
+        weights.append(np.zeros(fan_out, dtype=np.float32))
+    return weights
+
+
+class Phases:
+    """Wall-clock phases, each edge preceded by a device synchronisation."""
+
+    def __init__(self, sync=lambda: None):
+        self.sync = sync
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str):
+        self.sync()
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.sync()
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started

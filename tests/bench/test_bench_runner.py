@@ -1,0 +1,57 @@
+"""Children: a small real run of each implementation, and faults that become FAIL rows."""
+
+import pytest
+
+from dlcheck.bench import data, runner, verdicts
+from dlcheck.bench.protocol import Spec
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return data.synthetic(n_train=400, n_test=300, seed=2)
+
+
+def _spec(impl, **extra):
+    options = dict(impl=impl, device="cpu", prepared="", epochs=2, batch_size=64, threads=1)
+    options.update(extra)
+    return Spec(**options)
+
+
+def test_each_implementation_runs_end_to_end_on_the_cpu(tiny):
+    rows = runner.run_all(tiny, [_spec(i) for i in ("keras", "torch", "torch-sparse")], 300)
+    for row in rows:
+        assert row["error"] is None, row.get("log_tail")
+        assert len(row["epoch_times"]) == 2 and all(t > 0 for t in row["epoch_times"])
+        assert row["train_samples"] == 400
+        assert 0.0 <= row["test_accuracy"] <= 1.0
+        assert "cpu" in row["placed_on"].lower()
+        losses = row["history"]["retrain"]["loss"]
+        assert losses[1] < losses[0]  # it trains
+        for phase in ("vectorise", "build", "warmup", "evaluate"):
+            assert phase in row["phases"]
+    keras, torch, sparse = rows
+    assert keras["backend"] in ("tensorflow", "torch", "jax")
+    # Same initial weights and math: dense and sparse torch differ only in summation order.
+    assert abs(torch["test_accuracy"] - sparse["test_accuracy"]) <= 0.02
+    speedups = verdicts.apply(rows, synthetic=True, book_config=False)
+    assert speedups == {"keras": None, "torch": None, "torch-sparse": None}
+    assert all(r["verdicts"]["device_used"]["status"] == "PASS" for r in rows)
+
+
+@pytest.mark.parametrize(
+    "entry, timeout, expected",
+    [
+        ("tests.bench.faulty:crash", 60, "crashed with SIGKILL (killed: out of memory?)"),
+        ("tests.bench.faulty:hang", 3, "timed out after 3 s"),
+        ("tests.bench.faulty:fail", 60, "RuntimeError: CUDA error: out of memory (simulated)"),
+    ],
+)
+def test_a_failing_child_is_a_failed_row_not_a_failed_run(tiny, entry, timeout, expected):
+    # After a crash the next child still runs (a hang's timeout is too short for one).
+    follow = [] if "hang" in entry else [_spec("torch-sparse", epochs=1)]
+    rows = runner.run_all(tiny, [_spec("torch", entry=entry), *follow], timeout)
+    assert expected in rows[0]["error"]
+    verdicts.apply(rows, synthetic=True, book_config=False)
+    assert rows[0]["verdict"] == "FAIL" and rows[0]["median_epoch_s"] is None
+    for row in rows[1:]:
+        assert row["error"] is None and row["test_accuracy"] is not None
