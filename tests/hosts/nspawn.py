@@ -30,6 +30,8 @@ SUITE = "bookworm"
 MIRROR = os.environ.get("DLCHECK_TEST_MIRROR", "http://deb.debian.org/debian")
 # What a minimal cloud or server image has: systemd, Python for Ansible, SSH, sudo.
 INCLUDE = "systemd,systemd-sysv,dbus,python3,sudo,openssh-server,ca-certificates"
+# Every host is new and its key throwaway: no known_hosts entries for them.
+_SSH_NO_KNOWN_HOSTS = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
 TOOLS = ("debootstrap", "systemd-nspawn", "ssh", "ssh-keygen", "tar")
 
 
@@ -90,7 +92,7 @@ class Host:
             "ansible_port": self.ssh_port,
             "ansible_user": "root",
             "ansible_ssh_private_key_file": str(self.key),
-            "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+            "ansible_ssh_common_args": _SSH_NO_KNOWN_HOSTS,
             "jupyter_port": self.jupyter_port,
         }
 
@@ -124,9 +126,7 @@ def ensure_image(cache_dir: Path = CACHE_DIR) -> Path:
                 stderr=subprocess.PIPE,
             )
             partial = tarball.with_suffix(".tar.partial")
-            subprocess.run(
-                ["tar", "--numeric-owner", "-C", build, "-cf", partial, "."], check=True
-            )
+            subprocess.run(["tar", "--numeric-owner", "-C", build, "-cf", partial, "."], check=True)
             partial.rename(tarball)
         except subprocess.CalledProcessError as error:
             detail = (error.stderr or b"").decode(errors="replace").strip().splitlines()[-3:]
@@ -247,7 +247,11 @@ def boot_hosts(
             ]
             with open(host.log, "wb") as log:
                 host.process = subprocess.Popen(
-                    command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    start_new_session=True,
                 )
             hosts.append(host)
         deadline = time.monotonic() + boot_timeout

@@ -24,7 +24,11 @@ def main() -> int:
     opener.open(base + "/login").read()
     xsrf = next(c.value for c in jar if c.name == "_xsrf")
     form = urllib.parse.urlencode({"password": password, "_xsrf": xsrf}).encode()
-    opener.open(base + "/login", form).read()
+    try:
+        opener.open(base + "/login", form).read()
+    except urllib.error.HTTPError as error:
+        print(f"login failed: HTTP {error.code}", file=sys.stderr)
+        return 1
     headers = {"X-XSRFToken": xsrf, "Content-Type": "application/json"}
     request = urllib.request.Request(
         base + "/api/kernels", json.dumps({"name": kernel_name}).encode(), headers, method="POST"

@@ -42,7 +42,9 @@ def ci_vars(host: nspawn.Host, reports: Path, password: str) -> dict:
         "dl_python_extra_ca_certs": HOST_CAS,
         "dl_python_find_links": ["/srv/wheelhouse"] if wheelhouse else [],
         # PyTorch's CPU index is not reachable here; the wheelhouse holds the CPU wheel.
-        "dl_python_torch_cpu_index_url": "" if wheelhouse else "https://download.pytorch.org/whl/cpu",
+        "dl_python_torch_cpu_index_url": ""
+        if wheelhouse
+        else "https://download.pytorch.org/whl/cpu",
         "jupyter_password": password,
         "dlcheck_reports_dir": str(reports),
         # Each command exists once its part lands; until then the role is run without it.
@@ -166,7 +168,7 @@ def test_jupyter_with_the_password_runs_code_in_a_kernel(site):
 
 def test_jupyter_rejects_a_wrong_password(site):
     result = _run_in_kernel(site, "not-the-password", "print(1)")
-    assert result.returncode == 1 and "HTTP 403" in result.stderr
+    assert result.returncode == 1 and "login failed: HTTP 401" in result.stderr
 
 
 def test_dlcheck_reports_reached_the_controller_and_say_cpu_only(site):
