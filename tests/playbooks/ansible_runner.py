@@ -47,6 +47,11 @@ class PlayResult:
     output: str
     recap: dict[str, dict[str, int]]
 
+    @property
+    def text(self) -> str:
+        """Output with whitespace runs folded to one space (the YAML callback wraps lines)."""
+        return " ".join(self.output.split())
+
     def __repr__(self) -> str:
         # Failed assertions show the end of Ansible's output, where the failure is.
         return f"ansible-playbook exited {self.returncode}:\n{self.output[-6000:]}"

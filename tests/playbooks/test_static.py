@@ -128,7 +128,7 @@ def test_good_variables_pass_the_preflight(local_inventory):
 def test_bad_variables_are_rejected_before_anything_changes(local_inventory, extra, message):
     result = _site_check(local_inventory, {**GOOD, **extra})
     assert result.returncode != 0, result
-    assert message in result.output, result
+    assert message in result.text, result
     # Stopped inside the preflight play: no role's own tasks ran, nothing changed.
     assert "PLAY [Provision deep-learning workstations]" not in result.output
     assert result.recap["localhost"]["changed"] == 0
