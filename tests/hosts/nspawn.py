@@ -19,6 +19,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -118,6 +119,7 @@ def ensure_image(cache_dir: Path = CACHE_DIR) -> Path:
         if tarball.exists():
             return tarball
         build = Path(tempfile.mkdtemp(prefix="rootfs-", dir=cache_dir))
+        started = time.monotonic()
         try:
             subprocess.run(
                 ["debootstrap", "--variant=minbase", f"--include={INCLUDE}", SUITE, build, MIRROR],
@@ -128,6 +130,7 @@ def ensure_image(cache_dir: Path = CACHE_DIR) -> Path:
             partial = tarball.with_suffix(".tar.partial")
             subprocess.run(["tar", "--numeric-owner", "-C", build, "-cf", partial, "."], check=True)
             partial.rename(tarball)
+            print(f"nspawn: built {tarball} in {time.monotonic() - started:.0f} s", file=sys.stderr)
         except subprocess.CalledProcessError as error:
             detail = (error.stderr or b"").decode(errors="replace").strip().splitlines()[-3:]
             raise HostError(f"building the {SUITE} image failed: {' '.join(detail)}") from error
@@ -220,6 +223,10 @@ def boot_hosts(
     public_key = key.with_suffix(".pub").read_text()
     taken: set[int] = set()
     hosts: list[Host] = []
+    # A SIGTERM (a CI timeout) must still stop the hosts: turn it into SystemExit meanwhile.
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         for index in range(count):
             name = f"{prefix}{index}-{os.getpid()}"[:64]
@@ -262,6 +269,12 @@ def boot_hosts(
         for host in hosts:
             _stop(host)
         shutil.rmtree(base, ignore_errors=True)
+        if previous == signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)
 
 
 def write_inventory(

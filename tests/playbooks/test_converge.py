@@ -50,6 +50,11 @@ def ci_vars(host: nspawn.Host, reports: Path, password: str) -> dict:
         # Each command exists once its part lands; until then the role is run without it.
         "dlcheck_run_check": HAS_CHECK,
         "dlcheck_run_bench": HAS_BENCH,
+        # Synthetic IMDB-shaped data (the real set is not reachable here), a small slice, one
+        # epoch: the role's plumbing is under test, not the benchmark.
+        "dlcheck_bench_args": [
+            *("bench", "--json", "--synthetic", "--limit", "2000", "--epochs", "1"),
+        ],
     }
 
 
