@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
@@ -24,7 +23,8 @@ pytestmark = [
     pytest.mark.skipif(tool("ansible-playbook") is None, reason="needs test-playbooks.txt"),
 ]
 
-DEBIAN_OPEN = ["nvidia-driver", "nvidia-open-kernel-dkms", "firmware-nvidia-gsp", "nvidia-smi"]
+# Debian 12's open module package lags the driver's security updates: proprietary it is.
+DEBIAN_PACKAGES = ["nvidia-driver", "nvidia-kernel-dkms", "nvidia-smi", "libcuda1"]
 FORCED = {"nvidia_driver_force": True}
 
 
@@ -43,6 +43,7 @@ def hosts(tmp_path_factory):
                         **FORCED,
                         "nvidia_driver_method": "distro",
                         "nvidia_driver_branch": "535",
+                        "nvidia_driver_flavor": "proprietary",
                     },
                 ),
             ),
@@ -63,15 +64,17 @@ def test_debian_distro_driver_installs_holds_and_blacklists(hosts):
     assert result.returncode == 0, result
     assert "is a container: the packages are installed" in result.text
 
-    status = host.ssh("dpkg-query -W -f '${Package} ${Status}\\n' " + " ".join(DEBIAN_OPEN)).stdout
-    for package in DEBIAN_OPEN:
+    status = host.ssh(
+        "dpkg-query -W -f '${Package} ${Status}\\n' " + " ".join(DEBIAN_PACKAGES)
+    ).stdout
+    for package in DEBIAN_PACKAGES:
         assert f"{package} hold ok installed" in status, status
     holds = host.ssh("apt-mark showhold").stdout.split()
-    assert set(DEBIAN_OPEN) <= set(holds)
+    assert set(DEBIAN_PACKAGES) <= set(holds)
     assert host.ssh("dpkg-query -W -f '${Version}' nvidia-driver").stdout.startswith("535.")
 
-    # DKMS knows the open module (it cannot build it without the machine kernel's headers).
-    assert "nvidia-current-open" in host.ssh("dkms status").stdout
+    # DKMS knows the module (it cannot build it without the machine kernel's headers).
+    assert "nvidia-current" in host.ssh("dkms status").stdout
 
     # modprobe's effective configuration carries the blacklist and the module options.
     config = host.ssh("modprobe --showconfig").stdout
@@ -101,27 +104,29 @@ def test_debian_branch_mismatch_is_refused_with_a_fix(hosts):
     assert "Debian bookworm ships driver branch 535, not 580" in result.text
 
 
-def _diffs(output: str) -> dict[str, str]:
-    """Task name -> rendered file content ("after") from the json callback's diffs."""
-    report, _ = json.JSONDecoder().raw_decode(output[output.index("{") :])
-    found = {}
-    for play in report["plays"]:
-        for task in play["tasks"]:
-            for result in task["hosts"].values():
-                for diff in result.get("diff") or []:
-                    if isinstance(diff, dict) and diff.get("after"):
-                        found[task["task"]["name"]] = diff["after"]
-    return found
+def test_debian_open_modules_are_refused_with_a_fix(hosts):
+    _, inventory = hosts["distro"]
+    result = run_playbook("driver.yml", "-i", str(inventory), "-e", "nvidia_driver_flavor=open")
+    assert result.returncode != 0
+    assert "Set nvidia_driver_flavor: proprietary, or use nvidia_driver_method: cuda_repo" in (
+        result.text
+    )
+
+
+def _new_file(output: str, task: str) -> str:
+    """The content --diff shows for a file `task` creates (its added lines)."""
+    section = output.split(f"TASK [nvidia_driver : {task}]", 1)[1].split("TASK [", 1)[0]
+    lines = section.splitlines()
+    return "".join(
+        line[1:] + "\n" for line in lines if line.startswith("+") and not line.startswith("+++")
+    )
 
 
 def test_cuda_repo_in_check_mode_renders_a_signed_deb822_source_and_a_branch_pin(hosts):
     host, inventory = hosts["cuda"]
-    result = run_playbook(
-        "driver.yml", "-i", str(inventory), "--check", "--diff", ANSIBLE_STDOUT_CALLBACK="json"
-    )
+    result = run_playbook("driver.yml", "-i", str(inventory), "--check", "--diff")
     assert result.returncode == 0, result
-    rendered = _diffs(result.output)
-    source = rendered["Add NVIDIA's CUDA repository (deb822, signed-by)"]
+    source = _new_file(result.output, "Add NVIDIA's CUDA repository (deb822, signed-by)")
     assert "Types: deb\n" in source
     assert (
         "URIs: https://developer.download.nvidia.com/compute/cuda/repos/debian12/x86_64/\n"
@@ -129,7 +134,7 @@ def test_cuda_repo_in_check_mode_renders_a_signed_deb822_source_and_a_branch_pin
     )
     assert "Suites: /\n" in source
     assert "Signed-By: /usr/share/keyrings/cuda-archive-keyring.gpg\n" in source
-    pin = rendered["Pin the driver to its branch"]
+    pin = _new_file(result.output, "Pin the driver to its branch")
     assert "Pin: version 580.*\nPin-Priority: 1000" in pin
     assert "Pin: origin developer.download.nvidia.com\nPin-Priority: 600" in pin
     assert "the apt source is new, so apt cannot resolve nvidia-open" in result.output.replace(
