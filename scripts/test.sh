@@ -6,5 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
 export PATH="$PWD/.venv/bin:$PATH"
-ruff check dlcheck tests smoke_tests
+ruff check dlcheck tests smoke_tests cloud scripts
 pytest "$@"
