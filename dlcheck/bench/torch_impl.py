@@ -10,6 +10,7 @@ device; batches are gathered there, never copied from the host.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -90,8 +91,7 @@ class SparseInputs:
         for start in range(0, self.n, batch_size):
             end = min(start + batch_size, self.n)
             lo, hi = host_offsets[start], host_offsets[end]
-            bag_offsets = offsets[start:end] - lo
-            yield (words[lo:hi], bag_offsets, rows[lo:hi] - start), y[start:end]
+            yield Bags(words[lo:hi], offsets[start:end] - lo, rows[lo:hi] - start), y[start:end]
 
     def _permute_numpy(self, order):
         torch = _torch()
@@ -123,29 +123,61 @@ class SparseInputs:
         return offsets, words, change.cumsum(0)[:total]
 
     def first_layer(self, batch, w1, b1):
-        return _bag_sum(*batch, w1) + b1
+        return _bag_sum(batch, w1) + b1
 
 
-def _bag_sum(words, bag_offsets, rows, w1):
-    """sum of W1's rows per review == multi-hot @ W1, with a scatter-add backward.
+@dataclass
+class Bags:
+    """One batch of reviews as (word, review) pairs, grouped by review (CSR order).
 
-    torch's own embedding_bag backward sorts the indices every step, which
-    dominates the epoch on a CPU; the gradient is just W1-shaped index_add.
+    words: each review's distinct words, review after review; bag_offsets: where
+    each review starts in `words`; rows: the review (0..batch-1) of each pair.
+    """
+
+    words: object
+    bag_offsets: object
+    rows: object
+
+    def by_word(self, num_words):
+        """The same pairs grouped by word (the transpose): (rows, offsets per word).
+
+        A stable sort keeps each word's reviews in ascending order, the order in
+        which index_add_ adds them, so sums over it are the same, bit for bit.
+        """
+        torch = _torch()
+        # Sorting 16-bit keys is about 2x faster than 64-bit ones.
+        narrow = torch.int16 if num_words <= torch.iinfo(torch.int16).max else torch.int32
+        perm = torch.sort(self.words.to(narrow), stable=True).indices
+        offsets = self.words.new_zeros(num_words)
+        torch.cumsum(torch.bincount(self.words, minlength=num_words)[:-1], 0, out=offsets[1:])
+        return self.rows.index_select(0, perm), offsets
+
+
+def _bag_sum(batch, w1):
+    """sum of W1's rows per review == multi-hot @ W1; its gradient is X^T @ grad_out.
+
+    torch's own embedding_bag backward sorts the indices every step. On the CPU we
+    use the batch's transpose: row w of the gradient is the sum of grad_out's rows
+    for the reviews holding word w, one embedding_bag over grad_out (2x cheaper
+    than scatter-adding one copied grad_out row per pair). Elsewhere (GPUs, fast
+    atomics) it is an index_add_ of those rows.
     """
     torch = _torch()
+    F = torch.nn.functional
 
     class BagSum(torch.autograd.Function):
         @staticmethod
         def forward(ctx, weight):
-            ctx.save_for_backward(words, rows)
             ctx.shape = weight.shape
-            return torch.nn.functional.embedding_bag(words, weight, bag_offsets, mode="sum")
+            return F.embedding_bag(batch.words, weight, batch.bag_offsets, mode="sum")
 
         @staticmethod
         def backward(ctx, grad_out):
-            words_, rows_ = ctx.saved_tensors
+            if grad_out.device.type == "cpu":
+                rows, word_offsets = batch.by_word(ctx.shape[0])
+                return F.embedding_bag(rows, grad_out, word_offsets, mode="sum")
             grad = grad_out.new_zeros(ctx.shape)
-            return grad.index_add_(0, words_, grad_out.index_select(0, rows_))
+            return grad.index_add_(0, batch.words, grad_out.index_select(0, batch.rows))
 
     return BagSum.apply(w1)
 
@@ -160,6 +192,7 @@ class Net:
         torch = _torch()
         self.params = [torch.tensor(w, device=device, requires_grad=True) for w in weights]
         self.velocity = [torch.zeros_like(p) for p in self.params]
+        self.denom = [torch.empty_like(p) for p in self.params]  # reused: no allocation per step
 
     def reset(self, weights):
         torch = _torch()
@@ -179,11 +212,12 @@ class Net:
         torch = _torch()
         grads = torch.autograd.grad(loss, self.params)
         with torch.no_grad():
-            torch._foreach_mul_(self.velocity, rho)
-            torch._foreach_addcmul_(self.velocity, grads, grads, value=1 - rho)
-            denom = torch._foreach_add(self.velocity, eps)
-            torch._foreach_sqrt_(denom)
-            torch._foreach_addcdiv_(self.params, grads, denom, value=-lr)
+            # Per tensor, in place, into reused buffers: 30% cheaper than the _foreach_ ops
+            # (a plain loop on the CPU anyway), same operations in the same order.
+            for p, g, v, denom in zip(self.params, grads, self.velocity, self.denom, strict=True):
+                v.mul_(rho).addcmul_(g, g, value=1 - rho)
+                torch.add(v, eps, out=denom).sqrt_()
+                p.addcdiv_(g, denom, value=-lr)
 
 
 def _run_epoch(net, inputs, batch_size, generator, train=True):
