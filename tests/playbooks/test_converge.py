@@ -257,6 +257,7 @@ def fleet(site):
     TIMINGS["verify_s"] = time.monotonic() - started
     table = _dlcheck_fleet(reports)
     as_json = _dlcheck_fleet(reports, "--json")
+    print(f"\n{table.stdout}")  # the fleet table, for the CI log (pytest -s)
     hosts = {h["host"]: h for h in json.loads(as_json.stdout)["data"]["hosts"]}
     return {
         "result": result,
