@@ -145,16 +145,25 @@ def _read_smoke(row: HostRow, folder: Path) -> None:
     summary = data.get("summary") or {}
     row.smoke = {k: int(summary.get(k, 0)) for k in ("passed", "failed", "skipped", "error")}
     broken = [
-        t.get("nodeid", "?")
+        t
         for t in data.get("tests") or []
         if isinstance(t, dict) and t.get("outcome") in ("failed", "error")
     ]
     if row.smoke["failed"] or row.smoke["error"]:
-        names = ", ".join(n.rsplit("::", 1)[-1] for n in broken[:3])
+        names = ", ".join(_short_nodeid(str(t.get("nodeid", "?"))) for t in broken[:3])
         more = f" +{len(broken) - 3}" if len(broken) > 3 else ""
+        # The first failure's own words ("torch is not importable ...") say what is wrong;
+        # test names alone are ambiguous (torch and TensorFlow share test names).
+        reason = next((str(t["reason"]) for t in broken if t.get("reason")), "")
         row.problems.append(
             f"smoke tests: {row.smoke['failed'] + row.smoke['error']} failed ({names}{more})"
+            + (f"; first: {reason[:200]}" if reason else "")
         )
+
+
+def _short_nodeid(nodeid: str) -> str:
+    """smoke_tests/test_torch.py::test_x -> test_torch.py::test_x (file and test, no folder)."""
+    return nodeid.rsplit("/", 1)[-1]
 
 
 def read_host(folder: Path) -> HostRow:

@@ -46,7 +46,10 @@ def check_data(verdict="ready", gpus=(GPU,), frameworks=None, failing=()):
 
 
 def smoke_data(passed=10, failed=(), skipped=0):
-    tests = [{"nodeid": f"smoke_tests/test_x.py::{n}", "outcome": "failed"} for n in failed]
+    tests = [
+        {"nodeid": f"smoke_tests/test_x.py::{n}", "outcome": "failed", "reason": f"{n} broke"}
+        for n in failed
+    ]
     summary = {"passed": passed, "failed": len(failed), "skipped": skipped, "error": 0}
     return {"summary": summary, "tests": tests}
 
@@ -131,7 +134,10 @@ def test_missing_framework_and_failed_smoke_test_are_named(fleet_dir):
     row = by_host(read_fleet(fleet_dir))["broken-1"]
     assert "tensorflow" not in row.frameworks
     assert any("tensorflow_missing" in p for p in row.problems)
-    assert any("test_tensorflow_sees_every_gpu" in p for p in row.problems)
+    (smoke,) = [p for p in row.problems if p.startswith("smoke tests:")]
+    # File and test name (torch and TensorFlow share test names), then the first failure's words.
+    assert "(test_x.py::test_tensorflow_sees_every_gpu)" in smoke
+    assert smoke.endswith("; first: test_tensorflow_sees_every_gpu broke")
 
 
 def test_corrupt_json_is_a_clear_problem_not_a_crash(fleet_dir):
