@@ -227,6 +227,9 @@ def boot_hosts(
     previous = signal.getsignal(signal.SIGTERM)
     if previous == signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    # Jupyter binds its port only after the converge, so two test runs at once would both see
+    # the same port free: offset the scan by this process so concurrent runs do not collide.
+    jupyter_start = jupyter_port_start + 10 * (os.getpid() % 100)
     try:
         for index in range(count):
             name = f"{prefix}{index}-{os.getpid()}"[:64]
@@ -234,7 +237,7 @@ def boot_hosts(
                 name=name,
                 root=base / name,
                 ssh_port=free_port(ssh_port_start, taken),
-                jupyter_port=free_port(jupyter_port_start, taken),
+                jupyter_port=free_port(jupyter_start, taken),
                 key=key,
                 log=base / f"{name}.log",
             )
