@@ -15,6 +15,7 @@ Tests marked `gpu` skip, with the reason, on a host without an NVIDIA GPU.
 from __future__ import annotations
 
 import glob
+import importlib
 import json
 import os
 import socket
@@ -95,6 +96,21 @@ def gpu_count(has_gpu) -> int:
 @pytest.fixture(scope="session")
 def frameworks(pytestconfig) -> list[str]:
     return [f.strip() for f in pytestconfig.getoption("--frameworks").split(",") if f.strip()]
+
+
+@pytest.fixture(scope="session")
+def require_framework(frameworks):
+    """Import a framework the host must have: skip if this run leaves it out, fail if missing."""
+
+    def require(name: str):
+        if name not in frameworks:
+            pytest.skip(f"{name} is not among this host's frameworks (--frameworks)")
+        try:
+            return importlib.import_module(name)
+        except ImportError as error:
+            pytest.fail(f"{name} is not importable in this venv: {error}", pytrace=False)
+
+    return require
 
 
 def _read_secret() -> tuple[str | None, str | None]:

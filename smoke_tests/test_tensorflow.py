@@ -7,13 +7,8 @@ import pytest
 
 
 @pytest.fixture(scope="module")
-def tf(frameworks):
-    if "tensorflow" not in frameworks:
-        pytest.skip("tensorflow is not among this host's frameworks (--frameworks)")
-    try:
-        import tensorflow as tf
-    except ImportError as error:
-        pytest.fail(f"tensorflow is not importable in this venv: {error}", pytrace=False)
+def tf(require_framework):
+    tf = require_framework("tensorflow")
     for gpu in tf.config.list_physical_devices("GPU"):
         # Without this TF takes nearly all GPU memory and the next framework in this process OOMs.
         tf.config.experimental.set_memory_growth(gpu, True)
@@ -92,12 +87,7 @@ def test_keras_mixed_precision_step_on_gpu(tf):
         keras.mixed_precision.set_global_policy("float32")
 
 
-def test_keras_imports_with_a_backend(frameworks):
-    if "keras" not in frameworks:
-        pytest.skip("keras is not among this host's frameworks (--frameworks)")
-    try:
-        import keras
-    except ImportError as error:
-        pytest.fail(f"keras is not importable in this venv: {error}", pytrace=False)
+def test_keras_imports_with_a_backend(require_framework):
+    keras = require_framework("keras")
     assert int(keras.__version__.split(".")[0]) >= 3, f"Keras {keras.__version__}; want Keras 3"
     assert keras.backend.backend() in ("tensorflow", "torch", "jax")

@@ -6,14 +6,8 @@ import pytest
 
 
 @pytest.fixture(scope="module")
-def torch(frameworks):
-    if "torch" not in frameworks:
-        pytest.skip("torch is not among this host's frameworks (--frameworks)")
-    try:
-        import torch
-    except ImportError as error:
-        pytest.fail(f"torch is not importable in this venv: {error}", pytrace=False)
-    return torch
+def torch(require_framework):
+    return require_framework("torch")
 
 
 def test_cpu_matmul_matches_numpy(torch):
