@@ -3,20 +3,22 @@
 Same math as Keras: Dense 16 relu -> 16 relu -> 1 sigmoid, binary cross-entropy
 (computed from the logit, as Keras's TF backend does), RMSprop with Keras's
 update `w -= lr * g / sqrt(v + eps)` (torch.optim.RMSprop puts eps outside the
-square root and has other defaults, so it is not used). All data stays on the
-device; batches are gathered there, never copied from the host.
+square root and has other defaults, so it is not used). The backward pass is
+written out: for layers this small, autograd's bookkeeping cost as much as the
+math. All data stays on the device; batches are gathered there, never copied
+from the host.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
-from dlcheck.bench import protocol, vectorise
+from dlcheck.bench import protocol
 from dlcheck.bench.data import Dataset, Split
-from dlcheck.bench.protocol import Outcome, Phases, Spec
+from dlcheck.bench.protocol import HIDDEN, Outcome, Phases, Spec
+from dlcheck.bench.torch_inputs import HEAD_WORDS, DenseInputs, SparseInputs, prefetched
 
 
 def _torch():
@@ -25,232 +27,131 @@ def _torch():
     return torch
 
 
-# ---------------------------------------------------------------- inputs
+class _Layers:
+    """Views of one flat buffer in Keras's layout (kernels: in x out).
 
-
-class DenseInputs:
-    """Multi-hot rows resident on the device; a batch is an on-device gather."""
-
-    def __init__(self, split: Split, num_words: int, device):
-        self.host_x = vectorise.multi_hot(split, num_words)
-        self.host_y = split.labels
-        self.device = device
-
-    def to_device(self):
-        torch = _torch()
-        self.x = torch.from_numpy(self.host_x).to(self.device)
-        self.y = torch.from_numpy(self.host_y).to(self.device)
-        self.n = len(self.host_y)
-        del self.host_x
-
-    def batches(self, order, batch_size):
-        # One reused buffer: a fresh 20 MB tensor per batch costs page faults on the CPU.
-        torch = _torch()
-        buffer = torch.empty((batch_size, self.x.shape[1]), device=self.device)
-        for start in range(0, self.n, batch_size):
-            idx = order[start : start + batch_size]
-            batch = buffer[: len(idx)]
-            torch.index_select(self.x, 0, idx, out=batch)
-            yield batch, self.y.index_select(0, idx)
-
-    def first_layer(self, batch, w1, b1):
-        return batch @ w1 + b1
-
-
-class SparseInputs:
-    """Each review's distinct words; a multi-hot row times W1 is the sum of those rows of W1."""
-
-    def __init__(self, split: Split, num_words: int, device):
-        self.host_words, self.host_offsets = vectorise.distinct_words(split, num_words)
-        self.host_y = split.labels
-        self.device = device
-
-    def to_device(self):
-        torch = _torch()
-        self.device = torch.device(self.device)
-        self.words = torch.from_numpy(self.host_words).to(self.device)
-        self.offsets = torch.from_numpy(self.host_offsets).to(self.device)
-        self.lengths = self.offsets[1:] - self.offsets[:-1]
-        self.host_lengths = np.diff(self.host_offsets)
-        self.y = torch.from_numpy(self.host_y).to(self.device)
-        self.n = len(self.host_y)
-
-    def batches(self, order, batch_size):
-        """Permute the whole CSR once per epoch on the device; batches are then slices.
-
-        One small device->host copy per epoch (the permuted offsets, to slice
-        with), none per batch. On the CPU the host is the device, and NumPy's
-        repeat does the permutation in about half the time torch needs.
-        """
-        if self.device.type == "cpu":
-            offsets, words, rows = self._permute_numpy(order.numpy())
-        else:
-            offsets, words, rows = self._permute_torch(order)
-        host_offsets = offsets.cpu().tolist()
-        y = self.y.index_select(0, order)
-        for start in range(0, self.n, batch_size):
-            end = min(start + batch_size, self.n)
-            lo, hi = host_offsets[start], host_offsets[end]
-            yield Bags(words[lo:hi], offsets[start:end] - lo, rows[lo:hi] - start), y[start:end]
-
-    def _permute_numpy(self, order):
-        torch = _torch()
-        lengths = self.host_lengths[order]
-        offsets = np.zeros(self.n + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        shift = np.repeat(self.host_offsets[:-1][order] - offsets[:-1], lengths)
-        words = self.host_words[np.arange(offsets[-1]) + shift]
-        rows = np.repeat(np.arange(self.n), lengths)
-        return tuple(torch.from_numpy(a) for a in (offsets, words, rows))
-
-    def _permute_torch(self, order):
-        torch = _torch()
-        lengths = self.lengths.index_select(0, order)
-        offsets = torch.zeros(self.n + 1, dtype=torch.int64, device=self.device)
-        torch.cumsum(lengths, 0, out=offsets[1:])
-        total = int(offsets[-1])
-        # Word position p of new row i reads old position p + (start_i - offset_i): the
-        # shift is constant per row, so scatter its per-row change and cumsum (cheaper
-        # than repeat_interleave). Row ids are the same trick with a change of 1.
-        shift = self.offsets.index_select(0, order) - offsets[:-1]
-        # One spare slot: empty reviews at the end put their offsets at `total`.
-        change = torch.zeros(total + 1, dtype=torch.int64, device=self.device)
-        change.index_add_(0, offsets[:-1], torch.diff(shift, prepend=shift.new_zeros(1)))
-        words = self.words.index_select(
-            0, torch.arange(total, device=self.device) + change.cumsum(0)[:total]
-        )
-        change.zero_().index_add_(0, offsets[1:-1], torch.ones_like(offsets[1:-1]))
-        return offsets, words, change.cumsum(0)[:total]
-
-    def first_layer(self, batch, w1, b1):
-        return _bag_sum(batch, w1) + b1
-
-
-@dataclass
-class Bags:
-    """One batch of reviews as (word, review) pairs, grouped by review (CSR order).
-
-    words: each review's distinct words, review after review; bag_offsets: where
-    each review starts in `words`; rows: the review (0..batch-1) of each pair.
+    W1 has one spare zero row after its num_words rows: torch-sparse pads
+    reviews to whole chunks with that index. Its gradient is always zero, so
+    RMSprop leaves it at zero.
     """
 
-    words: object
-    bag_offsets: object
-    rows: object
+    def __init__(self, flat, num_words):
+        sizes = [(num_words + 1) * HIDDEN, HIDDEN, HIDDEN * HIDDEN, HIDDEN, HIDDEN, 1]
+        w1p, self.b1, w2, self.b2, w3, self.b3 = flat.split(sizes)
+        self.w1_padded = w1p.view(num_words + 1, HIDDEN)
+        self.w1 = self.w1_padded[:num_words]
+        self.w2 = w2.view(HIDDEN, HIDDEN)
+        self.w3 = w3.view(HIDDEN, 1)
 
-    def by_word(self, num_words):
-        """The same pairs grouped by word (the transpose): (rows, offsets per word).
-
-        A stable sort keeps each word's reviews in ascending order, the order in
-        which index_add_ adds them, so sums over it are the same, bit for bit.
-        """
-        torch = _torch()
-        # Sorting 16-bit keys is about 2x faster than 64-bit ones.
-        narrow = torch.int16 if num_words <= torch.iinfo(torch.int16).max else torch.int32
-        perm = torch.sort(self.words.to(narrow), stable=True).indices
-        offsets = self.words.new_zeros(num_words)
-        torch.cumsum(torch.bincount(self.words, minlength=num_words)[:-1], 0, out=offsets[1:])
-        return self.rows.index_select(0, perm), offsets
-
-
-def _bag_sum(batch, w1):
-    """sum of W1's rows per review == multi-hot @ W1; its gradient is X^T @ grad_out.
-
-    torch's own embedding_bag backward sorts the indices every step. On the CPU we
-    use the batch's transpose: row w of the gradient is the sum of grad_out's rows
-    for the reviews holding word w, one embedding_bag over grad_out (2x cheaper
-    than scatter-adding one copied grad_out row per pair). Elsewhere (GPUs, fast
-    atomics) it is an index_add_ of those rows.
-    """
-    torch = _torch()
-    F = torch.nn.functional
-
-    class BagSum(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, weight):
-            ctx.shape = weight.shape
-            return F.embedding_bag(batch.words, weight, batch.bag_offsets, mode="sum")
-
-        @staticmethod
-        def backward(ctx, grad_out):
-            if grad_out.device.type == "cpu":
-                rows, word_offsets = batch.by_word(ctx.shape[0])
-                return F.embedding_bag(rows, grad_out, word_offsets, mode="sum")
-            grad = grad_out.new_zeros(ctx.shape)
-            return grad.index_add_(0, batch.words, grad_out.index_select(0, batch.rows))
-
-    return BagSum.apply(w1)
-
-
-# ---------------------------------------------------------------- model
+    def as_list(self):
+        return [self.w1, self.b1, self.w2, self.b2, self.w3, self.b3]
 
 
 class Net:
-    """Parameters in Keras's layout (kernel: in x out) and Keras's RMSprop state."""
+    """The book's network, its gradients and Keras's RMSprop state, each in one flat buffer.
+
+    One buffer per role makes the optimizer 5 passes per step instead of 30.
+    """
 
     def __init__(self, weights, device):
         torch = _torch()
-        self.params = [torch.tensor(w, device=device, requires_grad=True) for w in weights]
-        self.velocity = [torch.zeros_like(p) for p in self.params]
-        self.denom = [torch.empty_like(p) for p in self.params]  # reused: no allocation per step
+        self.num_words = weights[0].shape[0]
+        self.flat = torch.tensor(self._flatten(weights), device=device)
+        self.grad_flat = torch.zeros_like(self.flat)
+        self.velocity = torch.zeros_like(self.flat)
+        self.denom = torch.empty_like(self.flat)  # reused: no allocation per step
+        self.weights = _Layers(self.flat, self.num_words)
+        self.grads = _Layers(self.grad_flat, self.num_words)
+
+    def _flatten(self, weights):
+        pad_row = np.zeros(HIDDEN, dtype=np.float32)
+        return np.concatenate([weights[0].ravel(), pad_row, *(w.ravel() for w in weights[1:])])
+
+    @property
+    def params(self):
+        return self.weights.as_list()
 
     def reset(self, weights):
         torch = _torch()
-        with torch.no_grad():
-            for p, w, v in zip(self.params, weights, self.velocity, strict=True):
-                p.copy_(torch.from_numpy(w))
-                v.zero_()
+        self.flat.copy_(torch.from_numpy(self._flatten(weights)))
+        self.velocity.zero_()
 
-    def logits(self, inputs, batch):
-        w1, b1, w2, b2, w3, b3 = self.params
+    def forward(self, inputs, batch):
+        """Logits (batch x 1), and the two hidden activations the backward pass needs."""
         torch = _torch()
-        h = torch.relu(inputs.first_layer(batch, w1, b1))
-        h = torch.relu(h @ w2 + b2)
-        return (h @ w3 + b3).squeeze(1)
+        w = self.weights
+        h1 = torch.relu_(inputs.first_layer(batch, w.w1_padded).add_(w.b1))
+        h2 = torch.relu_(torch.addmm(w.b2, h1, w.w2))
+        return torch.addmm(w.b3, h2, w.w3), h1, h2
 
-    def step(self, loss, lr=protocol.LEARNING_RATE, rho=protocol.RHO, eps=protocol.EPSILON):
+    def train_step(self, inputs, batch, y):
+        """One RMSprop step on the batch's mean binary cross-entropy; returns the logits."""
         torch = _torch()
-        grads = torch.autograd.grad(loss, self.params)
-        with torch.no_grad():
-            # Per tensor, in place, into reused buffers: 30% cheaper than the _foreach_ ops
-            # (a plain loop on the CPU anyway), same operations in the same order.
-            for p, g, v, denom in zip(self.params, grads, self.velocity, self.denom, strict=True):
-                v.mul_(rho).addcmul_(g, g, value=1 - rho)
-                torch.add(v, eps, out=denom).sqrt_()
-                p.addcdiv_(g, denom, value=-lr)
+        relu_grad = torch.ops.aten.threshold_backward  # grad where the output was > 0, else 0
+        w, g = self.weights, self.grads
+        logits, h1, h2 = self.forward(inputs, batch)
+        # d(mean BCE)/d(logit) = (sigmoid(logit) - y) / batch
+        d3 = torch.sigmoid(logits).sub_(y.unsqueeze(1)).div_(len(y))
+        torch.mm(h2.t(), d3, out=g.w3)
+        torch.sum(d3, 0, out=g.b3)
+        d2 = relu_grad(torch.mm(d3, w.w3.t()), h2, 0)
+        torch.mm(h1.t(), d2, out=g.w2)
+        torch.sum(d2, 0, out=g.b2)
+        d1 = relu_grad(torch.mm(d2, w.w2.t()), h1, 0)
+        torch.sum(d1, 0, out=g.b1)
+        inputs.first_layer_grad(batch, d1, g.w1_padded)
+        self._rmsprop()
+        return logits
+
+    def _rmsprop(self, lr=protocol.LEARNING_RATE, rho=protocol.RHO, eps=protocol.EPSILON):
+        torch = _torch()
+        g, v = self.grad_flat, self.velocity
+        v.mul_(rho).addcmul_(g, g, value=1 - rho)
+        torch.add(v, eps, out=self.denom).sqrt_()
+        self.flat.addcdiv_(g, self.denom, value=-lr)
 
 
 def _run_epoch(net, inputs, batch_size, generator, train=True):
-    """One pass; returns (mean loss, accuracy) as device tensors (no sync per batch)."""
+    """One pass; returns (mean loss, accuracy) as device tensors (no sync per batch).
+
+    The loss is the mean over samples of each batch's loss when it was computed,
+    as Keras's `fit` reports it (a batch-size-weighted mean of batch losses).
+    """
     torch = _torch()
     F = torch.nn.functional
     if train:
         order = torch.randperm(inputs.n, generator=generator, device="cpu").to(inputs.device)
     else:
         order = torch.arange(inputs.n, device=inputs.device)
-    loss_sum = torch.zeros((), device=inputs.device)
-    correct = torch.zeros((), device=inputs.device)
-    for batch, y in inputs.batches(order, batch_size):
-        with torch.set_grad_enabled(train):
-            logits = net.logits(inputs, batch)
-            loss = F.binary_cross_entropy_with_logits(logits, y)
+    batches = inputs.batches(order, batch_size)
+    if inputs.prefetch:
+        batches = prefetched(batches)
+    logits, labels = [], []
+    for batch, y in batches:
         if train:
-            net.step(loss)
-        loss_sum += loss.detach() * len(y)
-        correct += ((logits.detach() > 0).float() == y).sum()
-    return loss_sum / inputs.n, correct / inputs.n
+            logits.append(net.train_step(inputs, batch, y))
+        else:
+            with torch.no_grad():
+                logits.append(net.forward(inputs, batch)[0])
+        labels.append(y)
+    logits, labels = torch.cat(logits)[:, 0], torch.cat(labels)
+    loss = F.binary_cross_entropy_with_logits(logits, labels)
+    return loss, ((logits > 0).float() == labels).float().mean()
 
 
-def forward(weights, x, *, sparse=False):
+def forward(weights, x, *, sparse=False, head=HEAD_WORDS):
     """Sigmoid outputs for dense multi-hot rows x (numpy); used to compare implementations."""
     torch = _torch()
     net = Net(weights, "cpu")
     split = _split_from_dense(x)
-    inputs = (SparseInputs if sparse else DenseInputs)(split, x.shape[1], "cpu")
+    if sparse:
+        inputs = SparseInputs(split, x.shape[1], "cpu", head=head)
+    else:
+        inputs = DenseInputs(split, x.shape[1], "cpu")
     inputs.to_device()
     batch = next(inputs.batches(torch.arange(inputs.n), inputs.n))[0]
     with torch.no_grad():
-        return torch.sigmoid(net.logits(inputs, batch)).numpy()
+        return torch.sigmoid(net.forward(inputs, batch)[0][:, 0]).numpy()
 
 
 def _split_from_dense(x: np.ndarray) -> Split:
@@ -266,12 +167,17 @@ def _split_from_dense(x: np.ndarray) -> Split:
 def run(spec: Spec) -> dict:
     torch = _torch()
     sparse = spec.impl == "torch-sparse"
-    if spec.threads:
-        torch.set_num_threads(spec.threads)
     device = torch.device(spec.device)
+    threads = spec.threads or torch.get_num_threads()
+    # torch-sparse on the CPU, given 2+ threads: a second thread builds the next
+    # batches (the shuffle gather and the by-word sort) while the step runs, and
+    # each thread runs its ops on one core: they are too small to split, and
+    # more OpenMP threads than cores made epochs several times slower.
+    prefetch = sparse and device.type == "cpu" and threads >= 2
+    torch.set_num_threads(1 if prefetch else threads)
     out = Outcome(impl=spec.impl, device=spec.device, backend="torch")
     out.versions = {"torch": torch.__version__}
-    out.threads = torch.get_num_threads()
+    out.threads = 2 if prefetch else torch.get_num_threads()
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise RuntimeError(
@@ -298,6 +204,8 @@ def run(spec: Spec) -> dict:
     with phases("to_device"):
         for inputs in [train_in, test_in] + ([val_in, part_in] if spec.protocol == "book" else []):
             inputs.to_device()
+            if prefetch:
+                inputs.prefetch = True
     weights = protocol.initial_weights(spec.num_words, spec.seed)
     generator = torch.Generator().manual_seed(spec.seed)
     with phases("build"):
@@ -338,6 +246,8 @@ def run(spec: Spec) -> dict:
     out.phases = phases.seconds
     if sparse:
         out.notes.append("first layer as EmbeddingBag(sum) over each review's distinct words")
+    if prefetch:
+        out.notes.append("batches built one step ahead in a second thread (1 core each)")
     return out.to_dict()
 
 

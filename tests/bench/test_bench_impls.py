@@ -7,7 +7,7 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from dlcheck.bench import keras_impl, protocol, torch_impl  # noqa: E402
+from dlcheck.bench import keras_impl, protocol, torch_impl, torch_inputs  # noqa: E402
 
 NUM_WORDS = 60
 
@@ -35,18 +35,31 @@ def test_forward_passes_agree(small):
     weights, x, _ = small
     k = keras_impl.forward(weights, x)
     t = torch_impl.forward(weights, x)
-    s = torch_impl.forward(weights, x, sparse=True)
     by_hand = x @ weights[0] + weights[1]
     by_hand = np.maximum(by_hand, 0) @ weights[2] + weights[3]
     by_hand = 1 / (1 + np.exp(-(np.maximum(by_hand, 0) @ weights[4] + weights[5])))
     np.testing.assert_allclose(k, by_hand[:, 0], atol=1e-6)
     np.testing.assert_allclose(t, k, atol=1e-6)
-    np.testing.assert_allclose(s, k, atol=1e-6)
+    for head in (0, 8, NUM_WORDS):  # all words as bags, some dense, all dense
+        s = torch_impl.forward(weights, x, sparse=True, head=head)
+        np.testing.assert_allclose(s, k, atol=1e-6)
     assert np.ptp(k) > 0.01  # the outputs are not all the same number
 
 
-@pytest.mark.parametrize("sparse", [False, True])
-def test_one_rmsprop_step_matches_keras(small, sparse):
+def _inputs(kind, x, labels=None, head=8):
+    split = torch_impl._split_from_dense(x)
+    if labels is not None:
+        split.labels = labels
+    if kind == "sparse":
+        inputs = torch_inputs.SparseInputs(split, x.shape[1], "cpu", head=head)
+    else:
+        inputs = torch_inputs.DenseInputs(split, x.shape[1], "cpu")
+    inputs.to_device()
+    return inputs
+
+
+@pytest.mark.parametrize("kind", ["dense", "sparse"])
+def test_three_rmsprop_steps_match_keras(small, kind):
     """Keras's RMSprop (eps inside the sqrt, rho 0.9) and our loop move weights identically."""
     weights, x, y = small
     model = keras_impl.build(NUM_WORDS, weights)
@@ -57,111 +70,148 @@ def test_one_rmsprop_step_matches_keras(small, sparse):
     import torch
 
     net = torch_impl.Net(weights, "cpu")
-    split = torch_impl._split_from_dense(x)
-    split.labels = y
-    kind = torch_impl.SparseInputs if sparse else torch_impl.DenseInputs
-    inputs = kind(split, NUM_WORDS, "cpu")
-    inputs.to_device()
+    inputs = _inputs(kind, x, y)
     for _ in range(3):
         batch, labels = next(inputs.batches(torch.arange(len(y)), len(y)))
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(
-            net.logits(inputs, batch), labels
-        )
-        net.step(loss)
+        net.train_step(inputs, batch, labels)
     for ours, theirs in zip(net.params, keras_after, strict=True):
-        np.testing.assert_allclose(ours.detach().numpy(), theirs, atol=2e-5)
-    moved = np.abs(net.params[0].detach().numpy() - weights[0]).max()
-    assert moved > 1e-4  # the step really changed the weights
+        np.testing.assert_allclose(ours.numpy(), theirs, atol=2e-5)
+    moved = np.abs(net.params[0].numpy() - weights[0]).max()
+    assert moved > 1e-4  # the steps really changed the weights
+    assert not net.weights.w1_padded[NUM_WORDS].any()  # the padding row stays zero
 
 
-def test_shuffled_batches_hold_the_same_reviews():
+@pytest.mark.parametrize("kind", ["dense", "sparse"])
+def test_written_out_backward_equals_autograd(small, kind):
+    """The hand-derived gradients are autograd's gradients of the mean BCE, layer by layer."""
+    import torch
+
+    weights, x, y = small
+    net = torch_impl.Net(weights, "cpu")
+    inputs = _inputs(kind, x, y)
+    batch, labels = next(inputs.batches(torch.arange(len(y)), len(y)))
+    net.train_step(inputs, batch, labels)  # leaves its gradients in net.grads
+
+    params = [torch.tensor(w, requires_grad=True) for w in weights]
+    w1, b1, w2, b2, w3, b3 = params
+    h = torch.relu(torch.from_numpy(x) @ w1 + b1)
+    logits = (torch.relu(h @ w2 + b2) @ w3 + b3)[:, 0]
+    torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.from_numpy(y)).backward()
+    for ours, param in zip(net.grads.as_list(), params, strict=True):
+        torch.testing.assert_close(ours, param.grad, atol=1e-7, rtol=1e-5)
+    assert net.grads.w1.abs().max() > 1e-4 and not net.grads.w1_padded[NUM_WORDS].any()
+
+
+@pytest.mark.parametrize("head", [0, 8])
+def test_shuffled_batches_hold_the_same_reviews(head):
     """Sparse and dense batches of a shuffled epoch give the same first layer, row for row."""
     import torch
 
     rng = np.random.default_rng(3)
     x = (rng.random((300, NUM_WORDS)) < 0.1).astype(np.float32)
-    x[5] = 0  # an empty review
-    split = torch_impl._split_from_dense(x)
-    split.labels = np.arange(300, dtype=np.float32)  # labels name the rows
-    dense = torch_impl.DenseInputs(split, NUM_WORDS, "cpu")
-    sparse = torch_impl.SparseInputs(split, NUM_WORDS, "cpu")
-    dense.to_device()
-    sparse.to_device()
-    w1 = torch.randn(NUM_WORDS, 16)
-    b1 = torch.zeros(16)
+    x[[5, 299]] = 0  # empty reviews, the last one included
+    labels = np.arange(300, dtype=np.float32)  # labels name the rows
+    dense, sparse = _inputs("dense", x, labels), _inputs("sparse", x, labels, head=head)
+    w1 = torch.cat([torch.randn(NUM_WORDS, 16), torch.zeros(1, 16)])  # with the padding row
     order = torch.randperm(300, generator=torch.Generator().manual_seed(0))
     pairs = zip(dense.batches(order, 64), sparse.batches(order, 64), strict=True)
     seen = []
     for (d_batch, d_y), (s_batch, s_y) in pairs:
         torch.testing.assert_close(d_y, s_y)
-        d = dense.first_layer(d_batch, w1, b1)
-        s = sparse.first_layer(s_batch, w1, b1)
+        d = dense.first_layer(d_batch, w1)
+        s = sparse.first_layer(s_batch, w1)
         torch.testing.assert_close(s, d, atol=1e-4, rtol=1e-5)
         seen.append(s_y)
     assert torch.equal(torch.cat(seen), order.float())  # every review once, in shuffled order
 
 
-def test_device_and_host_shuffles_agree():
-    """The torch-only shuffle (used on GPUs) equals the NumPy one (used on the CPU)."""
-    import torch
-
-    rng = np.random.default_rng(4)
-    x = (rng.random((257, NUM_WORDS)) < 0.1).astype(np.float32)
-    x[[0, 9, 256]] = 0  # empty reviews, first and last included
-    inputs = torch_impl.SparseInputs(torch_impl._split_from_dense(x), NUM_WORDS, "cpu")
-    inputs.to_device()
-    shuffled = torch.randperm(257, generator=torch.Generator().manual_seed(1))
-    empty_last = torch.cat([torch.arange(1, 257), torch.tensor([0])])
-    for order in (shuffled, empty_last, torch.arange(257)):
-        for ours, theirs in zip(
-            inputs._permute_torch(order), inputs._permute_numpy(order.numpy()), strict=True
-        ):
-            assert torch.equal(ours, theirs)
+def test_chunks_hold_each_review_in_order():
+    words = np.arange(40, dtype=np.int64)
+    offsets = np.array([0, 0, 16, 17, 40])  # empty, exactly one chunk, one word, 23 words
+    chunks, first = torch_inputs.chunked(words, offsets, pad=99)
+    assert first.tolist() == [0, 0, 1, 2, 4]
+    assert chunks[0].tolist() == list(range(16))
+    assert chunks[1].tolist() == [16] + [99] * 15
+    assert chunks[2:].ravel().tolist() == list(range(17, 40)) + [99] * 9
 
 
-def test_sparse_steps_match_dense_steps():
-    """Five shuffled RMSprop steps from word indices (transposed-bag gradient) == dense steps."""
+@pytest.mark.parametrize("head", [0, 8])
+@pytest.mark.parametrize("prefetch", [False, True])
+def test_sparse_steps_match_dense_steps(head, prefetch):
+    """Five shuffled epochs from word indices (transposed-bag gradient) == dense epochs."""
     import torch
 
     rng = np.random.default_rng(6)
     x = (rng.random((200, NUM_WORDS)) < 0.12).astype(np.float32)
     x[[0, 199]] = 0  # empty reviews, first and last
-    split = torch_impl._split_from_dense(x)
-    split.labels = rng.integers(0, 2, 200).astype(np.float32)
+    labels = rng.integers(0, 2, 200).astype(np.float32)
     weights = protocol.initial_weights(NUM_WORDS, seed=2)
     after = {}
-    for kind in (torch_impl.DenseInputs, torch_impl.SparseInputs):
-        inputs = kind(split, NUM_WORDS, "cpu")
-        inputs.to_device()
+    for kind in ("dense", "sparse"):
+        inputs = _inputs(kind, x, labels, head=head)
+        inputs.prefetch = prefetch and kind == "sparse"
         net = torch_impl.Net(weights, "cpu")
         generator = torch.Generator().manual_seed(0)
         for _ in range(5):  # 200 reviews, batches of 64: 4 steps (one short) per epoch
-            torch_impl._run_epoch(net, inputs, 64, generator)
-        after[kind] = [p.detach().numpy() for p in net.params]
-    for sparse, dense, start in zip(
-        after[torch_impl.SparseInputs], after[torch_impl.DenseInputs], weights, strict=True
-    ):
+            loss, accuracy = torch_impl._run_epoch(net, inputs, 64, generator)
+        after[kind] = [p.numpy().copy() for p in net.params] + [float(loss), float(accuracy)]
+    for sparse, dense in zip(after["sparse"][:6], after["dense"][:6], strict=True):
         np.testing.assert_allclose(sparse, dense, atol=1e-5)
-        assert np.abs(sparse - start).max() > 1e-3  # 20 steps really moved every layer
+    np.testing.assert_allclose(after["sparse"][6:], after["dense"][6:], atol=1e-5)
+    for trained, start in zip(after["sparse"], weights, strict=False):
+        assert np.abs(trained - start).max() > 1e-3  # 20 steps really moved every layer
 
 
-def test_transposed_gradient_equals_index_add():
-    """The CPU backward (bags grouped by word) is the same sum as index_add_, bit for bit."""
+@pytest.mark.parametrize("head", [0, 8])
+def test_transposed_gradient_equals_index_add(head):
+    """The CPU backward (bags grouped by word) is the GPU one (index_add_), bit for bit."""
     import torch
 
     rng = np.random.default_rng(7)
     x = (rng.random((150, NUM_WORDS)) < 0.2).astype(np.float32)
     x[3] = 0
-    inputs = torch_impl.SparseInputs(torch_impl._split_from_dense(x), NUM_WORDS, "cpu")
-    inputs.to_device()
+    inputs = _inputs("sparse", x, head=head)
     order = torch.randperm(150, generator=torch.Generator().manual_seed(2))
     batch, _ = next(inputs.batches(order, 150))
+    assert batch.rows_by_word is not None  # grouped by word, as on the CPU
     grad_out = torch.randn(150, 16)
-    rows, offsets = batch.by_word(NUM_WORDS)
-    ours = torch.nn.functional.embedding_bag(rows, grad_out, offsets, mode="sum")
-    reference = torch.zeros(NUM_WORDS, 16).index_add_(
-        0, batch.words, grad_out.index_select(0, batch.rows)
-    )
-    assert torch.equal(ours, reference)
+    ours = torch.full((NUM_WORDS + 1, 16), 7.0)  # every row is written
+    inputs.first_layer_grad(batch, grad_out, ours)
+    batch.rows_by_word = None  # now the index_add_ path
+    reference = torch.full((NUM_WORDS + 1, 16), 7.0)
+    inputs.first_layer_grad(batch, grad_out, reference)
+    assert torch.equal(ours[:NUM_WORDS], reference[:NUM_WORDS])
+    assert not reference[NUM_WORDS].any()
     dense = torch.from_numpy(x[order.numpy()]).T @ grad_out  # X_batch^T @ grad_out
-    torch.testing.assert_close(ours, dense, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(ours[:NUM_WORDS], dense, atol=1e-5, rtol=1e-5)
+
+
+def test_prefetched_yields_everything_and_raises_producer_errors():
+    assert list(torch_inputs.prefetched(iter(range(50)), depth=2)) == list(range(50))
+
+    def broken():
+        yield 1
+        raise ValueError("bad batch")
+
+    got = []
+    with pytest.raises(ValueError, match="bad batch"):
+        for item in torch_inputs.prefetched(broken()):
+            got.append(item)
+    assert got == [1]
+
+
+def test_prefetched_stops_its_thread_when_the_consumer_stops():
+    import threading
+
+    produced = []
+
+    def endless():
+        while True:
+            produced.append(1)
+            yield len(produced)
+
+    stream = torch_inputs.prefetched(endless(), depth=2)
+    assert next(stream) == 1
+    stream.close()  # runs the consumer's cleanup: stop and join
+    assert not [t for t in threading.enumerate() if t.name == "dlcheck-batches"]
+    assert len(produced) <= 4  # the queue bounded how far it ran ahead
