@@ -111,21 +111,13 @@ class Net:
         self.flat.addcdiv_(g, self.denom, value=-lr)
 
 
-def _run_epoch(net, inputs, batch_size, generator, train=True):
-    """One pass; returns (mean loss, accuracy) as device tensors (no sync per batch).
+def _run_epoch(net, inputs, batches, train=True):
+    """One pass over `batches`; returns (mean loss, accuracy) as device tensors (no sync).
 
     The loss is the mean over samples of each batch's loss when it was computed,
     as Keras's `fit` reports it (a batch-size-weighted mean of batch losses).
     """
     torch = _torch()
-    F = torch.nn.functional
-    if train:
-        order = torch.randperm(inputs.n, generator=generator, device="cpu").to(inputs.device)
-    else:
-        order = torch.arange(inputs.n, device=inputs.device)
-    batches = inputs.batches(order, batch_size)
-    if inputs.prefetch:
-        batches = prefetched(batches)
     logits, labels = [], []
     for batch, y in batches:
         if train:
@@ -135,8 +127,27 @@ def _run_epoch(net, inputs, batch_size, generator, train=True):
                 logits.append(net.forward(inputs, batch)[0])
         labels.append(y)
     logits, labels = torch.cat(logits)[:, 0], torch.cat(labels)
-    loss = F.binary_cross_entropy_with_logits(logits, labels)
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
     return loss, ((logits > 0).float() == labels).float().mean()
+
+
+def shuffled_epochs(inputs, batch_size, generator, count):
+    """`count` freshly shuffled epochs of batches, as Keras's `fit` shuffles.
+
+    The permutations are drawn up front, so they do not depend on threads.
+    With inputs.prefetch, each epoch is built in a second thread while the
+    previous one trains.
+    """
+    torch = _torch()
+    orders = [torch.randperm(inputs.n, generator=generator) for _ in range(count)]
+    epochs = (inputs.epoch(order.to(inputs.device), batch_size) for order in orders)
+    return prefetched(epochs, depth=1) if inputs.prefetch else epochs
+
+
+def in_order(inputs, batch_size):
+    """Evaluation batches: every review once, in file order."""
+    torch = _torch()
+    return inputs.epoch(torch.arange(inputs.n, device=inputs.device), batch_size, train=False)
 
 
 def forward(weights, x, *, sparse=False, head=HEAD_WORDS):
@@ -149,7 +160,7 @@ def forward(weights, x, *, sparse=False, head=HEAD_WORDS):
     else:
         inputs = DenseInputs(split, x.shape[1], "cpu")
     inputs.to_device()
-    batch = next(inputs.batches(torch.arange(inputs.n), inputs.n))[0]
+    batch = next(iter(in_order(inputs, inputs.n)))[0]
     with torch.no_grad():
         return torch.sigmoid(net.forward(inputs, batch)[0][:, 0]).numpy()
 
@@ -211,17 +222,22 @@ def run(spec: Spec) -> dict:
     with phases("build"):
         net = Net(weights, device)
     out.placed_on = str(net.params[0].device)
+    # One stream for the warm-up and the timed epochs: the first timed epoch is
+    # built while the warm-up trains, as every later one is.
+    train_epochs = shuffled_epochs(train_in, spec.batch_size, generator, 1 + spec.epochs)
     with phases("warmup"):  # a throwaway epoch; weights and optimizer state reset after it
-        _run_epoch(net, train_in, spec.batch_size, generator)
+        _run_epoch(net, train_in, next(train_epochs))
     net.reset(weights)
 
     if spec.protocol == "book":
         curves = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": [], "epoch_s": []}
+        part_epochs = shuffled_epochs(part_in, spec.batch_size, generator, protocol.BOOK_EPOCHS)
         for _ in range(protocol.BOOK_EPOCHS):
             sync()
             started = time.perf_counter()
-            loss, acc = _run_epoch(net, part_in, spec.batch_size, generator)
-            val_loss, val_acc = _run_epoch(net, val_in, spec.batch_size, None, train=False)
+            loss, acc = _run_epoch(net, part_in, next(part_epochs))
+            val_batches = in_order(val_in, spec.batch_size)
+            val_loss, val_acc = _run_epoch(net, val_in, val_batches, train=False)
             sync()
             curves["epoch_s"].append(time.perf_counter() - started)
             for key, value in zip(curves, (loss, acc, val_loss, val_acc), strict=False):
@@ -233,7 +249,7 @@ def run(spec: Spec) -> dict:
     for _ in range(spec.epochs):
         sync()
         started = time.perf_counter()
-        loss, acc = _run_epoch(net, train_in, spec.batch_size, generator)
+        loss, acc = _run_epoch(net, train_in, next(train_epochs))  # waiting for it counts
         sync()
         out.epoch_times.append(time.perf_counter() - started)
         curves["loss"].append(float(loss))
@@ -241,13 +257,13 @@ def run(spec: Spec) -> dict:
     out.history["retrain"] = curves
     out.train_samples = train_in.n
     with phases("evaluate"):
-        loss, acc = _run_epoch(net, test_in, spec.batch_size, None, train=False)
+        loss, acc = _run_epoch(net, test_in, in_order(test_in, spec.batch_size), train=False)
         out.test_loss, out.test_accuracy = float(loss), float(acc)
     out.phases = phases.seconds
     if sparse:
         out.notes.append("first layer as EmbeddingBag(sum) over each review's distinct words")
     if prefetch:
-        out.notes.append("batches built one step ahead in a second thread (1 core each)")
+        out.notes.append("each epoch's batches built in a second thread during the previous one")
     return out.to_dict()
 
 

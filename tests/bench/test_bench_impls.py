@@ -136,9 +136,13 @@ def test_chunks_hold_each_review_in_order():
 
 
 @pytest.mark.parametrize("head", [0, 8])
-@pytest.mark.parametrize("prefetch", [False, True])
-def test_sparse_steps_match_dense_steps(head, prefetch):
-    """Five shuffled epochs from word indices (transposed-bag gradient) == dense epochs."""
+@pytest.mark.parametrize("path", ["by_word", "by_word_in_thread", "index_add"])
+def test_sparse_steps_match_dense_steps(head, path):
+    """Five shuffled epochs from word indices == dense epochs, with each backward path.
+
+    by_word: the CPU's transposed-bag gradient; in_thread: epochs built in the
+    second thread; index_add: the GPU's gradient (batches without a transpose).
+    """
     import torch
 
     rng = np.random.default_rng(6)
@@ -149,11 +153,18 @@ def test_sparse_steps_match_dense_steps(head, prefetch):
     after = {}
     for kind in ("dense", "sparse"):
         inputs = _inputs(kind, x, labels, head=head)
-        inputs.prefetch = prefetch and kind == "sparse"
+        inputs.prefetch = kind == "sparse" and path == "by_word_in_thread"
         net = torch_impl.Net(weights, "cpu")
         generator = torch.Generator().manual_seed(0)
-        for _ in range(5):  # 200 reviews, batches of 64: 4 steps (one short) per epoch
-            loss, accuracy = torch_impl._run_epoch(net, inputs, 64, generator)
+        # 200 reviews, batches of 64: 4 steps (one short) per epoch
+        epochs = torch_impl.shuffled_epochs(inputs, 64, generator, 5)
+        if kind == "sparse" and path == "index_add":
+            generator.manual_seed(0)
+            orders = [torch.randperm(200, generator=generator) for _ in range(5)]
+            epochs = [inputs.epoch(order, 64, train=False) for order in orders]
+            assert epochs[0][0][0].rows_by_word is None
+        for batches in epochs:
+            loss, accuracy = torch_impl._run_epoch(net, inputs, batches)
         after[kind] = [p.numpy().copy() for p in net.params] + [float(loss), float(accuracy)]
     for sparse, dense in zip(after["sparse"][:6], after["dense"][:6], strict=True):
         np.testing.assert_allclose(sparse, dense, atol=1e-5)
