@@ -18,6 +18,9 @@ from dlcheck.bench.data import Split
 
 CHUNK = 16  # words per chunk (a power of two: pair -> chunk is a shift)
 CHUNK_SHIFT = CHUNK.bit_length() - 1
+# Word indices, rows and offsets as int32: half the memory traffic of int64 for
+# the epoch's ~2.4M pairs (embedding_bag takes either, if both match).
+INDEX = np.int32
 
 
 def _torch():
@@ -74,7 +77,7 @@ def chunked(words: np.ndarray, offsets: np.ndarray, pad: int) -> tuple[np.ndarra
     lengths = np.diff(offsets)
     first_chunk = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(-(-lengths // CHUNK), out=first_chunk[1:])
-    chunks = np.full((int(first_chunk[-1]), CHUNK), pad, dtype=np.int64)
+    chunks = np.full((int(first_chunk[-1]), CHUNK), pad, dtype=INDEX)
     position = np.arange(len(words)) - np.repeat(offsets[:-1], lengths)
     chunks.reshape(-1)[np.repeat(first_chunk[:-1] * CHUNK, lengths) + position] = words
     return chunks, first_chunk
@@ -147,11 +150,12 @@ class SparseInputs:
         chunks = self.chunks.index_select(0, chunk_ids)  # the epoch's words, batch after batch
         place = torch.repeat_interleave(self.reviews, counts, output_size=total)
         batch_of_chunk = torch.div(place, batch_size, rounding_mode="floor")
-        chunk_rows = place - batch_of_chunk * batch_size  # each chunk's row in its batch
+        chunk_rows = (place - batch_of_chunk * batch_size).int()  # each chunk's row in its batch
         first = starts[::batch_size]  # where each batch's chunks start
         if n % batch_size:  # and where the short last batch ends
             first = torch.cat([first, starts[-1:]])
         bag_offsets = (starts[:-1] - first[:-1].repeat_interleave(batch_size)[:n]) * CHUNK
+        bag_offsets = bag_offsets.int()
         head = self.head_x.index_select(0, order)
         y = self.y.index_select(0, order)
         bounds = first.cpu().tolist()
@@ -189,7 +193,8 @@ class SparseInputs:
         # 16-bit keys sort about 2x faster than 64-bit ones.
         narrow = torch.int16 if num_words < torch.iinfo(torch.int16).max else torch.int32
         keys = chunks.view(-1).to(narrow)
-        sorted_keys, pair_order = torch.empty_like(keys), torch.empty_like(chunks).view(-1)
+        sorted_keys = torch.empty_like(keys)
+        pair_order = torch.empty(keys.shape, dtype=torch.int64)
         for lo, hi in zip(bounds, bounds[1:], strict=False):
             part = slice(lo * CHUNK, hi * CHUNK)
             torch.sort(keys[part], stable=True, out=(sorted_keys[part], pair_order[part]))
@@ -198,11 +203,11 @@ class SparseInputs:
             first.index_select(0, batch_of_chunk)[:, None]
         )
         rows_by_word = chunk_rows.index_select(0, chunk_of_pair.view(-1))
-        keyed = chunks + (batch_of_chunk * (num_words + 1))[:, None]  # (batch, word) as one key
+        keyed = chunks + (batch_of_chunk.int() * (num_words + 1))[:, None]  # (batch, word): one key
         counts = torch.bincount(keyed.view(-1), minlength=(len(bounds) - 1) * (num_words + 1))
         counts = counts.view(len(bounds) - 1, num_words + 1)
-        word_offsets = torch.zeros_like(counts)
-        torch.cumsum(counts[:, :num_words], 1, out=word_offsets[:, 1:])
+        word_offsets = torch.zeros(counts.shape, dtype=chunks.dtype)
+        torch.cumsum(counts[:, :num_words], 1, dtype=chunks.dtype, out=word_offsets[:, 1:])
         return rows_by_word, word_offsets
 
     def first_layer(self, bags, w1_padded):
