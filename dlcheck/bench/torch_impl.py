@@ -141,7 +141,7 @@ def shuffled_epochs(inputs, batch_size, generator, count):
     torch = _torch()
     orders = [torch.randperm(inputs.n, generator=generator) for _ in range(count)]
     epochs = (inputs.epoch(order.to(inputs.device), batch_size) for order in orders)
-    return prefetched(epochs, depth=1) if inputs.prefetch else epochs
+    return prefetched(epochs) if inputs.prefetch else epochs
 
 
 def in_order(inputs, batch_size):

@@ -256,40 +256,42 @@ class Bags:
     word_offsets: object = None
 
 
-def prefetched(items, depth: int = 4):
-    """Yield from the iterable `items`, produced up to `depth` ahead in a second thread.
+def prefetched(items, ahead: int = 1):
+    """Yield from the iterable `items`, each produced in a second thread before it is asked for.
 
-    torch ops release the GIL, so producing the next batches overlaps the
-    training step on another core. An error in the producer is raised here.
+    At most `ahead` items are built beyond the one in use, so memory stays
+    bounded (an epoch of torch-sparse batches is about 60 MB). torch ops release
+    the GIL, so building overlaps the training step on another core. An error
+    in the producer is raised here.
     """
-    slots: queue.Queue = queue.Queue(depth)
+    ready: queue.SimpleQueue = queue.SimpleQueue()
+    room = threading.Semaphore(ahead)
     stop = threading.Event()
     done = object()
 
-    def put(item) -> bool:  # False once the consumer has gone
-        while not stop.is_set():
-            try:
-                slots.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
     def produce():
         try:
-            for item in items:
-                if not put(item):
+            iterator = iter(items)
+            while True:
+                while not room.acquire(timeout=0.1):
+                    if stop.is_set():
+                        return
+                if stop.is_set():
                     return
-            put(done)
+                item = next(iterator, done)
+                ready.put(item)
+                if item is done:
+                    return
         except BaseException as error:  # handed to the consumer, raised there
-            put(error)
+            ready.put(error)
 
     thread = threading.Thread(target=produce, name="dlcheck-batches", daemon=True)
     thread.start()
     try:
-        while (item := slots.get()) is not done:
+        while (item := ready.get()) is not done:
             if isinstance(item, BaseException):
                 raise item
+            room.release()  # this one is taken: the producer may build the next
             yield item
     finally:
         stop.set()

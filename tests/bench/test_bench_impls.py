@@ -198,7 +198,7 @@ def test_transposed_gradient_equals_index_add(head):
 
 
 def test_prefetched_yields_everything_and_raises_producer_errors():
-    assert list(torch_inputs.prefetched(iter(range(50)), depth=2)) == list(range(50))
+    assert list(torch_inputs.prefetched(iter(range(50)), ahead=2)) == list(range(50))
 
     def broken():
         yield 1
@@ -213,6 +213,7 @@ def test_prefetched_yields_everything_and_raises_producer_errors():
 
 def test_prefetched_stops_its_thread_when_the_consumer_stops():
     import threading
+    import time
 
     produced = []
 
@@ -221,8 +222,10 @@ def test_prefetched_stops_its_thread_when_the_consumer_stops():
             produced.append(1)
             yield len(produced)
 
-    stream = torch_inputs.prefetched(endless(), depth=2)
+    stream = torch_inputs.prefetched(endless(), ahead=2)
     assert next(stream) == 1
+    time.sleep(0.3)  # room for the producer to run ahead, as far as it may
+    assert len(produced) == 3  # the one taken and two ahead, no more
     stream.close()  # runs the consumer's cleanup: stop and join
     assert not [t for t in threading.enumerate() if t.name == "dlcheck-batches"]
-    assert len(produced) <= 4  # the queue bounded how far it ran ahead
+    assert len(produced) == 3
