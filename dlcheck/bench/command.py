@@ -126,7 +126,8 @@ class _Choices(click.ParamType):
     type=click.IntRange(min=0),
     default=0,
     help="CPU threads per child (default: the cores not already busy, i.e. cores minus "
-    "the load average, at least 1).",
+    "the load average, at least 1). torch-sparse on the CPU builds its batches in a "
+    "second thread whenever there are 2+ cores, unless this is 1.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON envelope (command bench).")
 @click.option(
@@ -172,6 +173,7 @@ def bench(
 
     load = _load_average()
     cores = runner.cpu_threads()
+    batch_thread = runner.batch_thread(threads)
     threads = threads or runner.default_threads(load)
     if load is not None and load > 0.5 * cores:
         notes.append(
@@ -189,6 +191,7 @@ def bench(
             protocol=protocol,
             seed=seed,
             threads=threads,
+            batch_thread=batch_thread,
         )
         for dev in devices
         for impl in impls

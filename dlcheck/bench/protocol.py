@@ -30,6 +30,7 @@ class Spec:
     protocol: str = "quick"  # or "book"
     seed: int = 0
     threads: int = 0  # 0: leave the framework's default
+    batch_thread: bool = False  # torch-sparse on the CPU: build batches in a second thread
     num_words: int = 10000
     entry: str | None = None  # "module:function" override (tests inject faults here)
 

@@ -41,6 +41,16 @@ def default_threads(load_average: float | None) -> int:
     return max(1, min(cores, cores - round(load_average)))
 
 
+def batch_thread(threads_asked: int) -> bool:
+    """Whether torch-sparse may build batches in a second thread: 2+ cores, unless --threads 1.
+
+    Unlike OpenMP workers, that thread does not spin: on a core another process
+    keeps busy it measured no slower than building in turn (65-67 ms against
+    64-70 ms an epoch), and on an idle one it nearly halves the epoch.
+    """
+    return cpu_threads() >= 2 and threads_asked != 1
+
+
 def child_env(device: str) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_ROOT, env.get("PYTHONPATH")]))

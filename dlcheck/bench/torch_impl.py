@@ -180,11 +180,11 @@ def run(spec: Spec) -> dict:
     sparse = spec.impl == "torch-sparse"
     device = torch.device(spec.device)
     threads = spec.threads or torch.get_num_threads()
-    # torch-sparse on the CPU, given 2+ threads: a second thread builds the next
-    # batches (the shuffle gather and the by-word sort) while the step runs, and
-    # each thread runs its ops on one core: they are too small to split, and
-    # more OpenMP threads than cores made epochs several times slower.
-    prefetch = sparse and device.type == "cpu" and threads >= 2
+    # torch-sparse on the CPU: a second thread builds the next epoch's batches
+    # (the shuffle gather and the by-word sorts) while the steps run, and each
+    # thread runs its ops on one core: they are too small to split, and more
+    # OpenMP threads than free cores made epochs several times slower.
+    prefetch = sparse and device.type == "cpu" and spec.batch_thread
     torch.set_num_threads(1 if prefetch else threads)
     out = Outcome(impl=spec.impl, device=spec.device, backend="torch")
     out.versions = {"torch": torch.__version__}

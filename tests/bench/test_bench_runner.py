@@ -38,6 +38,20 @@ def test_each_implementation_runs_end_to_end_on_the_cpu(tiny):
     assert all(r["verdicts"]["device_used"]["status"] == "PASS" for r in rows)
 
 
+def test_torch_sparse_with_its_batch_thread_matches_without(tiny):
+    """The second thread builds the same batches: same losses and accuracy as building in turn."""
+    plain, threaded = runner.run_all(
+        tiny, [_spec("torch-sparse"), _spec("torch-sparse", threads=2, batch_thread=True)], 300
+    )
+    assert plain["error"] is None and threaded["error"] is None, threaded.get("log_tail")
+    assert threaded["threads"] == 2 and plain["threads"] == 1
+    assert any("second thread" in note for note in threaded["notes"])
+    assert threaded["history"]["retrain"]["loss"] == pytest.approx(
+        plain["history"]["retrain"]["loss"], abs=1e-6
+    )
+    assert threaded["test_accuracy"] == plain["test_accuracy"]
+
+
 @pytest.mark.parametrize(
     "entry, timeout, expected",
     [

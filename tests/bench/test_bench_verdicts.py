@@ -72,3 +72,13 @@ def test_default_threads_leave_busy_cores_alone(monkeypatch):
     assert runner.default_threads(0.2) == 8
     assert runner.default_threads(2.6) == 5
     assert runner.default_threads(30.0) == 1
+
+
+def test_batch_thread_needs_two_cores_and_not_threads_1(monkeypatch):
+    from dlcheck.bench import runner
+
+    monkeypatch.setattr(runner, "cpu_threads", lambda: 2)
+    assert runner.batch_thread(0) and runner.batch_thread(2)  # default, however busy
+    assert not runner.batch_thread(1)  # --threads 1 means one thread
+    monkeypatch.setattr(runner, "cpu_threads", lambda: 1)
+    assert not runner.batch_thread(0)
