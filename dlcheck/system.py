@@ -17,6 +17,16 @@ from pathlib import Path
 from typing import Any
 
 NVIDIA_VENDOR = "0x10de"
+DISPLAY_CLASS_PREFIX = "0x03"  # PCI class 03: display (VGA 0300, 3D 0302, other 0380)
+
+
+def is_nvidia_gpu(vendor: str, pci_class: str) -> bool:
+    """The one rule for "this PCI function is an NVIDIA GPU", as /sys/bus/pci/devices/*/ spells
+    vendor ("0x10de") and class ("0x030200"). The playbooks' GPU fact applies the same rule; a
+    test holds them together. Audio, USB and UCSI functions of a GPU card are other classes."""
+    return vendor.strip().lower() == NVIDIA_VENDOR and pci_class.strip().lower().startswith(
+        DISPLAY_CLASS_PREFIX
+    )
 
 
 @dataclass(frozen=True)
@@ -69,7 +79,7 @@ def kernel_side(roots: Roots | None = None) -> dict[str, Any]:
         "nouveau_module_loaded": "nouveau" in modules if modules is not None else None,
         "nvidia_module_version": _module_version(roots),
         "nvml_library_version": nvml_library_version(roots),
-        "pci_gpus": _pci_gpus(roots),
+        "pci_gpus": pci_gpus(roots),
         "device_nodes": _device_nodes(roots),
         "cudnn_on_loader_path": _cudnn_on_loader_path(),
     }
@@ -199,8 +209,9 @@ def nvml_library_version(roots: Roots | None = None) -> str | None:
     return None
 
 
-def _pci_gpus(roots: Roots) -> list[dict[str, Any]]:
+def pci_gpus(roots: Roots | None = None) -> list[dict[str, Any]]:
     """NVIDIA display-class PCI functions and the kernel driver bound to each (DCGM's denylist)."""
+    roots = roots or DEFAULT_ROOTS
     result = []
     devices = roots.sys / "bus/pci/devices"
     try:
@@ -208,10 +219,8 @@ def _pci_gpus(roots: Roots) -> list[dict[str, Any]]:
     except OSError:
         return result
     for entry in entries:
-        vendor = (_read(entry / "vendor") or "").strip()
-        pci_class = (_read(entry / "class") or "").strip()
-        if vendor != NVIDIA_VENDOR or not pci_class.startswith("0x03"):
-            continue  # 0x03xxxx = display controller (VGA or 3D); skips audio/USB functions
+        if not is_nvidia_gpu(_read(entry / "vendor") or "", _read(entry / "class") or ""):
+            continue
         driver = entry / "driver"
         bound = os.path.basename(os.readlink(driver)) if driver.is_symlink() else None
         result.append(
