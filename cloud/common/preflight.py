@@ -1,9 +1,17 @@
 #!/usr/bin/env python3
 """Catch the usual cloud launch failures before (or right after) they happen, in plain language.
 
-  preflight.py aws --region R --instance-type T --image-parameter P [--spot]
-      Checks credentials, that the image's SSM parameter resolves, that the instance type is
-      offered in the region, and the GPU vCPU quota. Exit 1 with a fix per problem.
+  preflight.py region
+      The AWS region boto3 would use (AWS_REGION, AWS_DEFAULT_REGION, then the profile's
+      `region` in ~/.aws/config); exit 1 with a fix when none is set.
+  preflight.py cidr CIDR
+      The SSH CIDR, normalised; exit 1 unless it is one IPv4 network of /8 or narrower (no
+      0.0.0.0/0, 0.0.0.0/1, 128.0.0.0/1 or any other way of writing "the world").
+  preflight.py aws --region R --instance-type T (--image-parameter P | --image-id AMI)
+                   [--spot] [--availability-zone Z] [--subnet-id S] [--json]
+      Checks credentials, that the image resolves, that the instance type is offered in the
+      region and zone, and the GPU vCPU quota; resolves the AMI id, the zone and its default
+      subnet, and the vCPU count. Exit 1 with a fix per problem. --json prints one JSON object.
   preflight.py explain < error-output
       Translates a known cloud error (VcpuLimitExceeded, InsufficientInstanceCapacity,
       GPUS_ALL_REGIONS, ZONE_RESOURCE_POOL_EXHAUSTED, image not found, ...) into a problem and a
@@ -16,18 +24,64 @@ honoured, so the tests run them against a local moto server. `explain` is stdlib
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import json
 import re
 import sys
 from dataclasses import dataclass
 
 DLAMI_TREE = "/aws/service/deeplearning/ami/x86_64/"
-# vCPU quota codes for the GPU instance families (EC2 quotas count vCPUs per region).
-QUOTA_CODES = {
-    ("g", False): ("L-DB2E81BA", "Running On-Demand G and VT instances"),
-    ("g", True): ("L-3819A6DF", "All G and VT Spot Instance Requests"),
-    ("p", False): ("L-417A185B", "Running On-Demand P instances"),
-    ("p", True): ("L-7212CCBC", "All P Spot Instance Requests"),
+# vCPU quota codes per instance family (EC2 quotas count vCPUs per region). Codes and names as
+# `aws service-quotas list-service-quotas --service-code ec2` returns them (no AWS page tabulates
+# them; public listings of that output agree). On-demand P covers P2 to P6; Spot P5 is a quota of
+# its own, apart from "All P4, P3 and P2 Spot Instance Requests". The preflight compares the name
+# the API returns with the one here and says so if AWS has renamed or regrouped it.
+FAMILY_QUOTAS = {
+    # family: (on-demand (code, name), spot (code, name))
+    "g": (
+        ("L-DB2E81BA", "Running On-Demand G and VT instances"),
+        ("L-3819A6DF", "All G and VT Spot Instance Requests"),
+    ),
+    "p4": (
+        ("L-417A185B", "Running On-Demand P instances"),
+        ("L-7212CCBC", "All P4, P3 and P2 Spot Instance Requests"),
+    ),
+    "p5": (
+        ("L-417A185B", "Running On-Demand P instances"),
+        ("L-C4BD4855", "All P5 Spot Instance Requests"),
+    ),
 }
+
+
+def quota_for(instance_type: str, spot: bool) -> tuple[str, str] | None:
+    """(code, name) of the vCPU quota that limits `instance_type`, or None if unknown."""
+    family = instance_type.split(".")[0]
+    if family.startswith("g"):
+        key = "g"
+    elif family.startswith(("p4", "p3", "p2")):
+        key = "p4"
+    elif family.startswith("p5"):
+        key = "p5"
+    else:
+        return None
+    return FAMILY_QUOTAS[key][1 if spot else 0]
+
+
+def check_cidr(text: str) -> tuple[str | None, str | None]:
+    """(normalised CIDR, None) or (None, problem with fix) for the one network SSH admits."""
+    try:
+        net = ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        return None, f"{text!r} is not a CIDR; give one such as 203.0.113.7/32"
+    if net.version != 4:
+        return None, f"{text} is IPv6; the template admits one IPv4 network such as 203.0.113.7/32"
+    if net.prefixlen < 8:
+        return None, (
+            f"{text} is {net.num_addresses:,} addresses, too wide to expose SSH to (prefixes"
+            " shorter than /8 are refused); give your own address, e.g."
+            " $(curl -s https://checkip.amazonaws.com)/32, or 192.0.2.1/32 for an SSM-only box"
+        )
+    return str(net), None
 
 
 @dataclass(frozen=True)
@@ -135,10 +189,41 @@ def explain(text: str) -> Finding | None:
 # --- AWS preflight ------------------------------------------------------------------------------
 
 
-def aws_preflight(session, instance_type: str, image_parameter: str, spot: bool) -> list[Finding]:
-    """Problems found before creating the stack (empty list = go)."""
+@dataclass
+class Resolved:
+    """What the stack needs that the preflight looked up: pinned at first launch, then kept."""
+
+    image_id: str = ""
+    availability_zone: str = ""
+    subnet_id: str = ""
+    vcpus: int = 0
+
+
+def _default_subnet(ec2, zone: str) -> str:
+    subnets = ec2.describe_subnets(
+        Filters=[
+            {"Name": "default-for-az", "Values": ["true"]},
+            {"Name": "availability-zone", "Values": [zone]},
+        ]
+    )["Subnets"]
+    return subnets[0]["SubnetId"] if subnets else ""
+
+
+def aws_preflight(
+    session,
+    instance_type: str,
+    image_parameter: str,
+    spot: bool,
+    *,
+    image_id: str = "",
+    zone: str = "",
+    subnet_id: str = "",
+    resolved: Resolved | None = None,
+) -> list[Finding]:
+    """Problems found before creating or updating the stack (empty list = go)."""
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+    resolved = resolved if resolved is not None else Resolved()
     region = session.region_name
     try:
         session.client("sts").get_caller_identity()
@@ -153,20 +238,47 @@ def aws_preflight(session, instance_type: str, image_parameter: str, spot: bool)
         return [Finding(f"AWS refused the credentials: {exc}", "Refresh them (aws sso login).")]
 
     found: list[Finding] = []
-    try:
-        value = session.client("ssm").get_parameter(Name=image_parameter)["Parameter"]["Value"]
-        print(f"preflight: image {image_parameter} -> {value}", file=sys.stderr)
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] != "ParameterNotFound":
-            raise
-        f = explain("ParameterNotFound")
-        found.append(Finding(f"Image parameter {image_parameter} not found in {region}.", f.fix))
-
     ec2 = session.client("ec2")
+    if image_id:
+        try:
+            ec2.describe_images(ImageIds=[image_id])
+            resolved.image_id = image_id
+        except ClientError:
+            found.append(
+                Finding(
+                    f"Image {image_id} does not exist in {region} (or is not shared with you).",
+                    "Pass another -e cloud_image_id=ami-..., or leave it empty on a new stack to"
+                    " resolve cloud_image_parameter.",
+                )
+            )
+    else:
+        try:
+            value = session.client("ssm").get_parameter(Name=image_parameter)["Parameter"]["Value"]
+            resolved.image_id = value
+            print(f"preflight: image {image_parameter} -> {value}", file=sys.stderr)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ParameterNotFound":
+                raise
+            f = explain("ParameterNotFound")
+            found.append(
+                Finding(f"Image parameter {image_parameter} not found in {region}.", f.fix)
+            )
+
+    if subnet_id and not zone:
+        try:
+            (subnet,) = ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"]
+            zone = subnet["AvailabilityZone"]
+        except (ClientError, ValueError):
+            found.append(
+                Finding(f"Subnet {subnet_id} not found in {region}.", "Check cloud_subnet_id.")
+            )
+            return found
     offers = ec2.describe_instance_type_offerings(
-        LocationType="region", Filters=[{"Name": "instance-type", "Values": [instance_type]}]
+        LocationType="availability-zone",
+        Filters=[{"Name": "instance-type", "Values": [instance_type]}],
     )["InstanceTypeOfferings"]
-    if not offers:
+    zones = sorted(o["Location"] for o in offers)
+    if not zones:
         found.append(
             Finding(
                 f"{instance_type} is not offered in {region}.",
@@ -175,40 +287,97 @@ def aws_preflight(session, instance_type: str, image_parameter: str, spot: bool)
             )
         )
         return found
+    if zone and zone not in zones:
+        found.append(
+            Finding(
+                f"{instance_type} is not offered in {zone}.",
+                f"Zones that offer it in {region}: {', '.join(zones)} (cloud_availability_zone,"
+                " or a subnet in one of them).",
+            )
+        )
+        return found
+    if not zone:  # the first zone that offers the type and has a default subnet
+        zone = next((z for z in zones if _default_subnet(ec2, z)), "")
+        if not zone:
+            found.append(
+                Finding(
+                    f"No default subnet where {instance_type} is offered ({', '.join(zones)}).",
+                    "Give -e cloud_subnet_id=subnet-... (a subnet with outbound internet access).",
+                )
+            )
+            return found
+    resolved.availability_zone = zone
+    resolved.subnet_id = subnet_id or _default_subnet(ec2, zone)
 
     vcpus = ec2.describe_instance_types(InstanceTypes=[instance_type])["InstanceTypes"][0][
         "VCpuInfo"
     ]["DefaultVCpus"]
-    code, title = QUOTA_CODES[(instance_type[0], spot)]
+    resolved.vcpus = vcpus
+    quota = quota_for(instance_type, spot)
+    if quota is None:
+        print(f"preflight: no quota known for {instance_type}; not checked", file=sys.stderr)
+        return found
+    code, title = quota
     try:
-        quota = session.client("service-quotas").get_service_quota(
+        answer = session.client("service-quotas").get_service_quota(
             ServiceCode="ec2", QuotaCode=code
-        )["Quota"]["Value"]
+        )["Quota"]
     except (ClientError, BotoCoreError) as exc:
         print(f"preflight: could not read quota {code} ({exc}); not checked", file=sys.stderr)
         return found
-    if quota < vcpus:
+    value, name = answer["Value"], answer.get("QuotaName") or title
+    if name != title:
+        print(f"preflight: AWS calls quota {code} '{name}' (expected '{title}')", file=sys.stderr)
+    if value < vcpus:
         found.append(
             Finding(
-                f"Quota '{title}' is {quota:g} vCPUs in {region}; {instance_type} needs {vcpus}.",
+                f"Quota '{name}' is {value:g} vCPUs in {region}; {instance_type} needs {vcpus}.",
                 "aws service-quotas request-service-quota-increase --service-code ec2"
                 f" --quota-code {code} --desired-value {vcpus} --region {region}"
                 " (approval can take a day; new accounts start at 0).",
             )
         )
     else:
-        print(f"preflight: quota '{title}' {quota:g} >= {vcpus} vCPUs", file=sys.stderr)
+        print(f"preflight: quota '{name}' {value:g} >= {vcpus} vCPUs", file=sys.stderr)
     return found
+
+
+def resolve_region() -> tuple[str | None, str]:
+    """The region boto3 uses (env, then the profile), or None and a fix."""
+    try:
+        import boto3
+    except ImportError:
+        return None, "boto3 is missing; fix: pip install boto3"
+    from botocore.exceptions import BotoCoreError
+
+    try:
+        region = boto3.session.Session().region_name
+    except BotoCoreError as exc:  # e.g. AWS_PROFILE names a profile that does not exist
+        return None, f"{exc}; fix: check AWS_PROFILE and ~/.aws/config"
+    if not region:
+        return None, (
+            "no AWS region set; fix: -e cloud_region=eu-west-1, or export AWS_REGION, or"
+            " `aws configure set region eu-west-1` for your profile"
+        )
+    return region, ""
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
-    a = sub.add_parser("aws", help="check an AWS account before creating the stack")
+    sub.add_parser("region", help="print the AWS region boto3 would use")
+    c = sub.add_parser("cidr", help="check and normalise the SSH CIDR")
+    c.add_argument("cidr")
+    a = sub.add_parser("aws", help="check an AWS account before creating or updating the stack")
     a.add_argument("--region", required=True)
     a.add_argument("--instance-type", required=True)
-    a.add_argument("--image-parameter", required=True)
+    image = a.add_mutually_exclusive_group(required=True)
+    image.add_argument("--image-parameter")
+    image.add_argument("--image-id")
+    a.add_argument("--availability-zone", default="")
+    a.add_argument("--subnet-id", default="")
     a.add_argument("--spot", action="store_true")
+    a.add_argument("--json", action="store_true", help="one JSON object on stdout")
     sub.add_parser("explain", help="translate a cloud error read from stdin")
     args = p.parse_args(argv)
 
@@ -217,6 +386,14 @@ def main(argv: list[str] | None = None) -> int:
         if finding:
             print(finding.render())
         return 0
+    if args.cmd == "region":
+        region, problem = resolve_region()
+        print(region or f"preflight: {problem}", file=sys.stdout if region else sys.stderr)
+        return 0 if region else 1
+    if args.cmd == "cidr":
+        cidr, problem = check_cidr(args.cidr)
+        print(cidr or f"preflight: {problem}", file=sys.stdout if cidr else sys.stderr)
+        return 0 if cidr else 1
 
     if args.instance_type[0] not in "gp":
         print(f"preflight: {args.instance_type} is not a g* or p* GPU type", file=sys.stderr)
@@ -226,16 +403,25 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         print("preflight: boto3 is missing; fix: pip install boto3", file=sys.stderr)
         return 2
+    resolved = Resolved()
     findings = aws_preflight(
         boto3.session.Session(region_name=args.region),
         args.instance_type,
-        args.image_parameter,
+        args.image_parameter or "",
         args.spot,
+        image_id=args.image_id or "",
+        zone=args.availability_zone,
+        subnet_id=args.subnet_id,
+        resolved=resolved,
     )
-    for f in findings:
-        print(f.render())
-    if not findings:
-        print(f"preflight: OK ({args.instance_type} in {args.region})")
+    if args.json:
+        out = {"ok": not findings, "findings": [f.render() for f in findings], **vars(resolved)}
+        print(json.dumps(out, sort_keys=True))
+    else:
+        for f in findings:
+            print(f.render())
+        if not findings:
+            print(f"preflight: OK ({args.instance_type} in {args.region})")
     return 1 if findings else 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -78,14 +79,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def moto_server():
+@contextlib.contextmanager
+def moto_process():
     """A real moto server process on a free loopback port, with the public image parameters."""
     require_module("moto")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     (ROOT / "build").mkdir(exist_ok=True)
-    log = open(ROOT / "build" / "moto-server.log", "w")  # noqa: SIM115 (closed in finally)
+    log = open(ROOT / "build" / f"moto-server-{port}.log", "w")  # noqa: SIM115 (closed below)
     proc = subprocess.Popen(
         [sys.executable, str(Path(__file__).with_name("moto_seeded.py")), str(port)],
         stdout=log,
@@ -106,6 +107,13 @@ def moto_server():
         proc.terminate()
         proc.wait(timeout=20)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """One moto server for the quick tests (each uses its own stack names)."""
+    with moto_process() as url:
+        yield url
 
 
 @pytest.fixture
