@@ -10,6 +10,11 @@ given), or executes it and waits. It prints one JSON line on stdout, e.g.
   {"status": "refused", "replacing": [{"resource": "Instance", "properties": ["ImageId"]}]}
 with status unchanged | updated | refused, and a sentence on stderr.
 
+The instance keeps the UserData it was created with: cloud-init applies user data on the first
+boot only, so a newer one (a newer idle-stop script in a newer release of this toolkit) would
+change nothing on the machine but still stop and start it (UserData is a "Some interruptions"
+property). The idle_stop role updates the script on the running machine instead.
+
 Which changes replace a resource: CloudFormation answers that itself in the change set
 (ResourceChange.Replacement True/Conditional, and per property Details[].Target.RequiresRecreation
 Always/Conditionally: https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_ResourceChange.html).
@@ -215,6 +220,20 @@ def from_change_set(changes: list[dict]) -> list[dict] | None:
     return found if answered or found else None
 
 
+def keep_user_data(old_t: dict, new_t: dict) -> bool:
+    """Put the old template's instance UserData into the new one; True if that changed it."""
+    changed = False
+    for name, res in new_t.get("Resources", {}).items():
+        before = old_t.get("Resources", {}).get(name, {})
+        if res.get("Type") != "AWS::EC2::Instance" or before.get("Type") != res["Type"]:
+            continue
+        old_ud = before.get("Properties", {}).get("UserData")
+        if old_ud is not None and res.get("Properties", {}).get("UserData") != old_ud:
+            res["Properties"]["UserData"] = old_ud
+            changed = True
+    return changed
+
+
 def describe(items: list[dict]) -> str:
     parts = []
     for item in items:
@@ -264,6 +283,9 @@ def update(cfn, args) -> tuple[int, dict, str]:
     old_body = cfn.get_template(StackName=args.stack, TemplateStage="Original")["TemplateBody"]
     if not isinstance(old_body, str):
         old_body = json.dumps(old_body)
+    old_t, new_t = load_template(old_body), load_template(new_body)
+    if keep_user_data(old_t, new_t):
+        new_body = json.dumps(new_t)  # CloudFormation takes JSON as well as YAML
     name = f"dlcheck-{int(time.time())}"
     kwargs = dict(
         StackName=args.stack,
@@ -290,7 +312,7 @@ def update(cfn, args) -> tuple[int, dict, str]:
     ]
     verdict = from_change_set(desc["Changes"])
     if verdict is None:
-        verdict = predict(load_template(old_body), old_params, load_template(new_body), new_params)
+        verdict = predict(old_t, old_params, new_t, new_params)
     if verdict and not args.allow_replace:
         cfn.delete_change_set(StackName=args.stack, ChangeSetName=name)
         msg = (

@@ -350,8 +350,12 @@ def resolve_region() -> tuple[str | None, str]:
         return None, "boto3 is missing; fix: pip install boto3"
     from botocore.exceptions import BotoCoreError
 
+    import os
+
     try:
-        region = boto3.session.Session().region_name
+        # AWS_REGION is what the other AWS SDKs and the CLI v2 read; botocore reads only
+        # AWS_DEFAULT_REGION and the profile, so look at it first.
+        region = os.environ.get("AWS_REGION") or boto3.session.Session().region_name
     except BotoCoreError as exc:  # e.g. AWS_PROFILE names a profile that does not exist
         return None, f"{exc}; fix: check AWS_PROFILE and ~/.aws/config"
     if not region:

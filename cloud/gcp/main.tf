@@ -1,8 +1,8 @@
 locals {
   region = join("-", slice(split("-", var.zone), 0, 2))
   # Only N1 takes attached GPUs; on g2/a2/a3 the GPU model comes with the machine type.
-  is_n1   = startswith(var.machine_type, "n1-")
-  is_dlvm = can(regex("deeplearning-platform-release", var.image))
+  is_n1         = startswith(var.machine_type, "n1-")
+  is_dlvm       = can(regex("deeplearning-platform-release", var.image))
   iap_ssh_range = "35.235.240.0/20"
 
   ssh_sources = var.use_iap ? [local.iap_ssh_range] : [var.allowed_ssh_cidr]
@@ -38,6 +38,21 @@ resource "google_compute_firewall" "ssh" {
   }
 }
 
+# The user's work lives here, not on the boot disk: a disk of its own, attached to the VM, never
+# auto-deleted with it, and protected from `terraform destroy` (cloud/gcp/destroy.yml removes it
+# from the state and names it instead, like AWS's DeletionPolicy Retain).
+resource "google_compute_disk" "data" {
+  name   = "${var.name}-data"
+  zone   = var.zone
+  type   = "pd-balanced"
+  size   = var.data_disk_gb
+  labels = merge(local.labels, { "dlcheck-data" = "true" })
+
+  lifecycle {
+    prevent_destroy = true
+  }
+}
+
 resource "google_compute_instance" "gpu" {
   # checkov:skip=CKV_GCP_38: Google-managed disk encryption; CSEK keys would have to be kept by the user and supplied on every start
   # checkov:skip=CKV_GCP_40: the public IP gives apt/PyPI egress without Cloud NAT; ingress is SSH from one CIDR or IAP only
@@ -49,8 +64,9 @@ resource "google_compute_instance" "gpu" {
   labels       = local.labels
   metadata = merge(
     {
-      # Same cloud-init user data as on AWS: installs the idle auto-stop timer.
-      user-data              = templatefile("${path.module}/../common/user-data.yaml", { IdleStopMinutes = var.idle_stop_minutes })
+      # Same cloud-init user data as on AWS: installs the idle auto-stop timer (60 minutes; the
+      # idle_stop role sets the minutes on the running VM).
+      user-data              = file("${path.module}/../common/user-data.yaml")
       block-project-ssh-keys = "true"
       enable-oslogin         = var.ssh_public_key == "" ? "TRUE" : "FALSE"
     },
@@ -61,6 +77,7 @@ resource "google_compute_instance" "gpu" {
 
   allow_stopping_for_update = true
 
+  # The boot disk holds the OS only and goes with the VM; /data is the disk above.
   boot_disk {
     auto_delete = true
     initialize_params {
@@ -69,6 +86,11 @@ resource "google_compute_instance" "gpu" {
       type   = "pd-balanced"
       labels = local.labels
     }
+  }
+
+  attached_disk {
+    source      = google_compute_disk.data.id
+    device_name = "data" # /dev/disk/by-id/google-data on the VM
   }
 
   dynamic "guest_accelerator" {
@@ -113,6 +135,13 @@ resource "google_compute_instance" "gpu" {
     enable_secure_boot          = false
     enable_vtpm                 = true
     enable_integrity_monitoring = true
+  }
+
+  lifecycle {
+    # The image family is resolved once, at creation; a newer image in the family must not
+    # replace the VM (boot_disk.initialize_params.image is force-new). cloud/gcp/launch.yml
+    # also refuses any plan that would replace this VM (plan_guard.py).
+    ignore_changes = [boot_disk[0].initialize_params[0].image]
   }
 
   depends_on = [google_compute_firewall.ssh]

@@ -1,7 +1,7 @@
 locals {
-  ip       = google_compute_instance.gpu.network_interface[0].access_config[0].nat_ip
-  gcloud   = "gcloud compute ssh ${var.name} --zone ${var.zone} --project ${var.project}${var.use_iap ? " --tunnel-through-iap" : ""}"
-  ssh_host = var.use_iap ? var.name : local.ip
+  ip        = google_compute_instance.gpu.network_interface[0].access_config[0].nat_ip
+  gcloud    = "gcloud compute ssh ${var.name} --zone ${var.zone} --project ${var.project}${var.use_iap ? " --tunnel-through-iap" : ""}"
+  ssh_host  = var.use_iap ? var.name : local.ip
   iap_proxy = "-o ProxyCommand=\"gcloud compute start-iap-tunnel ${var.name} 22 --listen-on-stdin --zone ${var.zone} --project ${var.project}\""
 }
 
@@ -39,4 +39,32 @@ output "ansible_inventory_line" {
 output "ansible_inventory" {
   description = "A whole inventory file: terraform output -raw ansible_inventory > cloud/gcp/inventory.ini"
   value       = "[workstations]\n${var.name} ansible_host=${local.ssh_host} ansible_user=${var.ssh_user}${var.use_iap ? " ansible_ssh_common_args='${local.iap_proxy}'" : ""}\n"
+}
+
+output "data_disk_name" {
+  description = "The data disk (mounted at /data); cloud/gcp/destroy.yml keeps it."
+  value       = google_compute_disk.data.name
+}
+
+output "uses_os_login" {
+  description = "True when SSH users come from OS Login (no ssh_public_key given)."
+  value       = var.ssh_public_key == ""
+}
+
+output "ssh_user" {
+  description = "ssh_user (used with ssh_public_key; OS Login users come from gcloud)."
+  value       = var.ssh_user
+}
+
+output "ssh_host" {
+  value = local.ssh_host
+}
+
+output "ansible_ssh_common_args" {
+  description = "SSH options Ansible needs (the IAP tunnel when use_iap is on)."
+  value       = var.use_iap ? local.iap_proxy : ""
+}
+
+output "project" {
+  value = var.project
 }

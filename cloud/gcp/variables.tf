@@ -82,10 +82,15 @@ variable "max_run_duration_hours" {
   }
 }
 
-variable "idle_stop_minutes" {
+variable "data_disk_gb" {
   type        = number
-  default     = 60
-  description = "Stop after this many minutes with idle GPUs, no busy Jupyter kernel and no SSH connection (0 = never)."
+  default     = 100
+  description = "Data disk mounted at /data (Jupyter's home and notebooks), pd-balanced. Kept by cloud/gcp/destroy.yml."
+
+  validation {
+    condition     = var.data_disk_gb >= 10
+    error_message = "data_disk_gb must be at least 10."
+  }
 }
 
 variable "use_iap" {
@@ -97,18 +102,20 @@ variable "use_iap" {
 variable "allowed_ssh_cidr" {
   type        = string
   default     = ""
-  description = "With use_iap = false: the one CIDR allowed to reach SSH, e.g. 203.0.113.7/32. 0.0.0.0/0 is refused."
+  description = "With use_iap = false: the one IPv4 network allowed to reach SSH, e.g. 203.0.113.7/32. Prefixes shorter than /8 (0.0.0.0/0, 0.0.0.0/1, ...) are refused."
 
   validation {
-    condition     = var.allowed_ssh_cidr == "" || (can(cidrhost(var.allowed_ssh_cidr, 0)) && !contains(["0.0.0.0/0", "::/0"], var.allowed_ssh_cidr))
-    error_message = "allowed_ssh_cidr must be one network such as 203.0.113.7/32, never 0.0.0.0/0."
+    condition = var.allowed_ssh_cidr == "" || (
+      can(cidrnetmask(var.allowed_ssh_cidr)) && try(tonumber(split("/", var.allowed_ssh_cidr)[1]) >= 8, false)
+    )
+    error_message = "allowed_ssh_cidr must be one IPv4 network of /8 or narrower, such as 203.0.113.7/32; never 0.0.0.0/0 or another way of writing the whole internet."
   }
 }
 
 variable "ssh_user" {
   type        = string
   default     = "ubuntu"
-  description = "User for the ssh_public_key and the Ansible inventory."
+  description = "User for ssh_public_key. With OS Login (no ssh_public_key) the user is your OS Login name (alice_example_com), which cloud/gcp/launch.yml reads from gcloud."
 }
 
 variable "ssh_public_key" {

@@ -4,8 +4,10 @@ terraform {
   required_version = ">= 1.5.0"
   required_providers {
     google = {
-      source  = "hashicorp/google"
-      version = ">= 5.20.0, < 8.0.0"
+      source = "hashicorp/google"
+      # 5.37: the first release whose scheduling.max_run_duration works with
+      # instance_termination_action = "STOP" (hashicorp/terraform-provider-google#18112).
+      version = ">= 5.37.0, < 8.0.0"
     }
   }
 }

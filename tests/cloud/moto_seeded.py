@@ -12,6 +12,8 @@
 3. Executing an UPDATE change set applies its resources but leaves the stack's parameters, tags
    and outputs as they were (update_stack does set them); execute_change_set below sets them as
    CloudFormation does, so a rerun sees the stack it made.
+4. A volume made from no snapshot has no SnapshotId in moto's DescribeVolumes; AWS sends "" (and
+   amazon.aws.ec2_vol_info reads the key unconditionally).
 Everything else is stock moto_server.
 """
 
@@ -23,6 +25,7 @@ from moto.cloudformation.models import CloudFormationBackend
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.common_models import CloudFormationModel
+from moto.ec2.models.elastic_block_store import Volume
 from moto.server import main as moto_server_main
 from moto.ssm.models import Parameter, ssm_backends
 
@@ -120,6 +123,17 @@ def execute_change_set(self, change_set_name, stack_name=None):
 
 
 CloudFormationBackend.execute_change_set = execute_change_set
+
+_moto_volume_init = Volume.__init__
+
+
+def volume_init(self, *args, **kwargs):
+    _moto_volume_init(self, *args, **kwargs)
+    if self.snapshot_id is None:
+        self.snapshot_id = ""
+
+
+Volume.__init__ = volume_init
 
 
 def seed() -> None:

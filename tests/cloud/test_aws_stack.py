@@ -8,8 +8,10 @@ import base64
 import os
 import re
 import subprocess
+import sys
 
 import pytest
+import yaml
 
 from .conftest import CLOUD, require_module, tool
 
@@ -17,6 +19,7 @@ pytestmark = pytest.mark.integration
 
 TEMPLATE = CLOUD / "aws" / "template.yaml"
 CIDR = "198.51.100.7/32"
+DLAMI = "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-24.04/latest/ami-id"
 
 
 @pytest.fixture
@@ -25,15 +28,29 @@ def boto(aws_env):
     return lambda service: boto3.client(service, region_name="us-east-1")
 
 
+def stack_parameters(boto, **extra):
+    """What launch.yml passes on a first launch: the image id resolved, a zone and its subnet."""
+    ami = boto("ssm").get_parameter(Name=DLAMI)["Parameter"]["Value"]
+    subnets = boto("ec2").describe_subnets(
+        Filters=[{"Name": "default-for-az", "Values": ["true"]}]
+    )["Subnets"]
+    subnet = min(subnets, key=lambda s: s["AvailabilityZone"])
+    params = {
+        "AllowedSshCidr": CIDR,
+        "ImageId": ami,
+        "AvailabilityZone": subnet["AvailabilityZone"],
+        "SubnetId": subnet["SubnetId"],
+        **extra,
+    }
+    return [{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()]
+
+
 def test_stack_create_outputs_and_delete(boto):
-    cfn, ec2 = boto("cloudformation"), boto("ec2")
+    cfn, ec2, cw = boto("cloudformation"), boto("ec2"), boto("cloudwatch")
     cfn.create_stack(
         StackName="dl-moto",
         TemplateBody=TEMPLATE.read_text(),
-        Parameters=[
-            {"ParameterKey": "AllowedSshCidr", "ParameterValue": CIDR},
-            {"ParameterKey": "RootVolumeGiB", "ParameterValue": "200"},
-        ],
+        Parameters=stack_parameters(boto, RootVolumeGiB="200", DataVolumeGiB="300"),
         Capabilities=["CAPABILITY_IAM"],
     )
     stack = cfn.describe_stacks(StackName="dl-moto")["Stacks"][0]
@@ -41,8 +58,9 @@ def test_stack_create_outputs_and_delete(boto):
     out = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
     iid = out["InstanceId"]
     assert iid.startswith("i-")
-    host = out["PublicDnsName"] or out["PrivateIp"]
-    assert out["SshCommand"] == f"ssh ubuntu@{out['PublicDnsName']}"
+    # moto gives no public name in an explicitly chosen subnet; the private IP then stands in.
+    host = out.get("PublicDnsName") or out["PrivateIp"]
+    assert out["SshCommand"].startswith("ssh ubuntu@")
     assert out["JupyterSshTunnelCommand"].startswith("ssh -N -L 8888:127.0.0.1:8888 ubuntu@")
     assert (
         f"--target {iid} --document-name AWS-StartPortForwardingSession"
@@ -50,23 +68,28 @@ def test_stack_create_outputs_and_delete(boto):
     )
     assert out["AnsibleInventoryLine"].startswith(f"{iid} ansible_host=")
 
-    # The image came from the DLAMI SSM parameter, as CloudFormation resolves it at deploy time.
     inst = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
-    ssm = boto("ssm").get_parameter(
-        Name="/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-24.04/latest/ami-id"
-    )
-    assert inst["ImageId"] == ssm["Parameter"]["Value"]
+    assert inst["ImageId"] == boto("ssm").get_parameter(Name=DLAMI)["Parameter"]["Value"]
     assert inst["InstanceType"] == "g5.xlarge"
-    assert host in (inst.get("PublicDnsName"), inst.get("PrivateIpAddress"))
-    # CloudFormation's !Sub filled the idle minutes into the shared cloud-init user data.
+    assert host in (inst.get("PublicDnsName") or None, inst.get("PrivateIpAddress"))
     user_data = base64.b64decode(
         ec2.describe_instance_attribute(InstanceId=iid, Attribute="userData")["UserData"]["Value"]
     ).decode()
     assert user_data.startswith("#cloud-config\n")
     assert "IDLE_STOP_MINUTES=60\n" in user_data and "${" not in user_data
-    (bdm,) = inst["BlockDeviceMappings"]
-    vol = ec2.describe_volumes(VolumeIds=[bdm["Ebs"]["VolumeId"]])["Volumes"][0]
-    assert (vol["Size"], vol["VolumeType"], vol["Encrypted"]) == (200, "gp3", True)
+    # The root volume (OS only) and the data volume, both attached, in the instance's zone.
+    volumes = {
+        v["VolumeId"]: v
+        for v in ec2.describe_volumes(
+            Filters=[{"Name": "attachment.instance-id", "Values": [iid]}]
+        )["Volumes"]
+    }
+    data = volumes.pop(out["DataVolumeId"])
+    (root,) = volumes.values()
+    assert (root["Size"], root["VolumeType"], root["Encrypted"]) == (200, "gp3", True)
+    assert data["Size"] == 300 and data["AvailabilityZone"] == out["AvailabilityZone"]
+    (alarm,) = cw.describe_alarms(AlarmNames=["dl-moto-idle-backstop"])["MetricAlarms"]
+    assert alarm["Dimensions"] == [{"Name": "InstanceId", "Value": iid}]
 
     resources = cfn.list_stack_resources(StackName="dl-moto")["StackResourceSummaries"]
     sg_id = next(
@@ -85,6 +108,10 @@ def test_stack_create_outputs_and_delete(boto):
     assert not ec2.describe_security_groups(Filters=[{"Name": "group-id", "Values": [sg_id]}])[
         "SecurityGroups"
     ]
+    assert cw.describe_alarms(AlarmNames=["dl-moto-idle-backstop"])["MetricAlarms"] == []
+    # DeletionPolicy Retain: the data volume outlives the stack, detached.
+    (kept,) = ec2.describe_volumes(VolumeIds=[out["DataVolumeId"]])["Volumes"]
+    assert kept["State"] == "available"
 
 
 # --- the playbooks ----------------------------------------------------------------------------
@@ -113,52 +140,89 @@ def recap(stdout: str) -> dict:
 
 
 def test_playbooks_pass_syntax_check(aws_env, tmp_path):
-    for name in ("launch.yml", "destroy.yml"):
+    for name in ("launch.yml", "destroy.yml", "stop.yml", "start.yml"):
         playbook(aws_env, tmp_path, name, "--syntax-check")
+    for name in ("launch.yml", "destroy.yml", "stop.yml", "start.yml"):
+        playbook(aws_env, tmp_path, f"../gcp/{name}", "--syntax-check")
 
 
-def test_launch_is_idempotent_writes_inventory_and_destroy_leaves_nothing(aws_env, boto, tmp_path):
+def outputs(boto, stack):
+    desc = boto("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
+    return {o["OutputKey"]: o["OutputValue"] for o in desc["Outputs"]}
+
+
+def test_launch_rerun_update_guard_and_destroy(aws_env, boto, tmp_path):
+    """Against moto alone (no host: cloud_provision=false): the stack, the inventory, a rerun
+    that changes nothing, updates refused because they would replace the instance (naming the
+    property), updates that replace nothing, and destroy keeping only the data volume."""
     inv_dir = tmp_path / "inventory"
     args = (
-        "-e", f"cloud_allowed_ssh_cidr={CIDR}",
         "-e", "cloud_stack_name=dl-launch",
         "-e", f"cloud_inventory_dir={inv_dir}",
-        "-e", "cloud_provision=false",  # moto's instances run no sshd; see cloud/README.md
+        "-e", "cloud_provision=false",  # moto's instances run no sshd; see test_aws_launch.py
     )  # fmt: skip
-    first = playbook(aws_env, tmp_path, "launch.yml", *args)
+    first = playbook(aws_env, tmp_path, "launch.yml", "-e", f"cloud_allowed_ssh_cidr={CIDR}", *args)
     assert recap(first.stdout)["changed"] >= 2  # stack + inventory
-    assert "Jupyter: ssh -N -L 8888:127.0.0.1:8888 ubuntu@" in first.stdout
-
     cfn, ec2 = boto("cloudformation"), boto("ec2")
-    out = {
-        o["OutputKey"]: o["OutputValue"]
-        for o in cfn.describe_stacks(StackName="dl-launch")["Stacks"][0]["Outputs"]
-    }
+    out = outputs(boto, "dl-launch")
     iid = out["InstanceId"]
-    inventory = (inv_dir / "dl-launch.ini").read_text()
-    assert "[workstations]\n" in inventory
-    assert f"\n{iid} ansible_host={out['PublicDnsName']} ansible_user=ubuntu\n" in inventory
-    assert oct((inv_dir / "dl-launch.ini").stat().st_mode & 0o777) == "0o600"
+    inventory = yaml.safe_load((inv_dir / "dl-launch.yml").read_text())
+    host_vars = inventory["all"]["children"]["workstations"]["hosts"][iid]
+    assert host_vars["ansible_user"] == "ubuntu" and host_vars["jupyter_home"] == "/data/jupyter"
+    assert host_vars["nvidia_driver_branch"] == "580"  # the workstation group defaults
+    assert oct((inv_dir / "dl-launch.yml").stat().st_mode & 0o777) == "0o600"
+    params = {
+        p["ParameterKey"]: p["ParameterValue"]
+        for p in cfn.describe_stacks(StackName="dl-launch")["Stacks"][0]["Parameters"]
+    }
+    ami = boto("ssm").get_parameter(Name=DLAMI)["Parameter"]["Value"]
+    assert params["ImageId"] == ami  # resolved once and pinned
+    assert float(params["BackstopCpuPercent"]) == 12.5  # half of one of g5.xlarge's 4 vCPUs
 
-    second = playbook(aws_env, tmp_path, "launch.yml", *args)
+    # A rerun, even by another user and without the CIDR, keeps everything.
+    second = playbook(aws_env | {"USER": "someone-else"}, tmp_path, "launch.yml", *args)
     assert recap(second.stdout) == {**recap(second.stdout), "changed": 0, "failed": 0}
-    stacks = [s for s in cfn.describe_stacks()["Stacks"] if s["StackName"] == "dl-launch"]
-    assert len(stacks) == 1
-    assert (inv_dir / "dl-launch.ini").read_text() == inventory
+    assert (inv_dir / "dl-launch.yml").read_text() and outputs(boto, "dl-launch") == out
+
+    # Updates that would replace the instance are refused, naming the property.
+    other_ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    for extra, prop in (
+        (["-e", "cloud_key_name=laptop"], "KeyName"),
+        (["-e", f"cloud_image_id={other_ami}"], "ImageId"),
+        (["-e", "cloud_root_volume_gib=300"], "BlockDeviceMappings"),
+    ):
+        refused = playbook(aws_env, tmp_path, "launch.yml", *args, *extra, check=False)
+        assert refused.returncode != 0
+        text = " ".join(refused.stdout.split())
+        assert f"would replace Instance (because of {prop})" in text, refused.stdout[-3000:]
+        assert "cloud_allow_replace=true" in text
+        assert outputs(boto, "dl-launch")["InstanceId"] == iid
+    assert cfn.describe_stacks(StackName="dl-launch")["Stacks"][0]["StackStatus"] in (
+        "CREATE_COMPLETE",
+        "UPDATE_COMPLETE",
+    )
+
+    # The idle minutes (through the backstop alarm) and the CIDR change in place.
+    moved = playbook(aws_env, tmp_path, "launch.yml", *args, "-e", "cloud_idle_stop_minutes=150",
+                     "-e", "cloud_allowed_ssh_cidr=203.0.113.0/24")  # fmt: skip
+    assert recap(moved.stdout)["changed"] >= 1
+    assert outputs(boto, "dl-launch")["InstanceId"] == iid
+    (alarm,) = boto("cloudwatch").describe_alarms(AlarmNames=["dl-launch-idle-backstop"])[
+        "MetricAlarms"
+    ]
+    assert alarm["EvaluationPeriods"] == 60
+    sg = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
+    assert ec2.describe_instances(InstanceIds=[iid]) and sg
 
     gone = playbook(
         aws_env, tmp_path, "destroy.yml",
         "-e", "cloud_stack_name=dl-launch", "-e", f"cloud_inventory_dir={inv_dir}",
     )  # fmt: skip
-    assert "No instance of dl-launch is left." in gone.stdout
+    assert "No instance, Spot request, alarm or volume of dl-launch is left" in gone.stdout
+    assert f"Kept your data volume {out['DataVolumeId']}" in " ".join(gone.stdout.split())
     state = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]["State"]
     assert state["Name"] == "terminated"
-    assert not (inv_dir / "dl-launch.ini").exists()
-    assert "dl-launch" not in [
-        s["StackName"]
-        for s in cfn.list_stacks()["StackSummaries"]
-        if s["StackStatus"] != "DELETE_COMPLETE"
-    ]
+    assert not (inv_dir / "dl-launch.yml").exists()
     again = playbook(
         aws_env, tmp_path, "destroy.yml",
         "-e", "cloud_stack_name=dl-launch", "-e", f"cloud_inventory_dir={inv_dir}",
@@ -169,7 +233,11 @@ def test_launch_is_idempotent_writes_inventory_and_destroy_leaves_nothing(aws_en
 @pytest.mark.parametrize(
     "extra,message",
     [
-        (["-e", "cloud_allowed_ssh_cidr=0.0.0.0/0"], "0.0.0.0/0 is refused"),
+        (["-e", "cloud_allowed_ssh_cidr=0.0.0.0/0"], "too wide to expose SSH to"),
+        (["-e", "cloud_allowed_ssh_cidr=0.0.0.0/1"], "too wide to expose SSH to"),
+        (["-e", "cloud_allowed_ssh_cidr=128.0.0.0/1"], "too wide to expose SSH to"),
+        (["-e", "cloud_allowed_ssh_cidr=::/0"], "is IPv6"),
+        (["-e", "cloud_allowed_ssh_cidr=my-laptop"], "is not a CIDR"),
         ([], "cloud_allowed_ssh_cidr must be the one network"),
         (
             [
@@ -186,7 +254,8 @@ def test_launch_refuses_bad_input_and_creates_nothing(aws_env, boto, tmp_path, e
         "-e", f"cloud_inventory_dir={tmp_path / 'inv'}", *extra, check=False,
     )  # fmt: skip
     assert res.returncode != 0
-    assert message in res.stdout
+    assert message in " ".join(res.stdout.split())
+    assert "Traceback" not in res.stdout + res.stderr
     live = [
         s["StackName"]
         for s in boto("cloudformation").list_stacks()["StackSummaries"]
@@ -194,3 +263,20 @@ def test_launch_refuses_bad_input_and_creates_nothing(aws_env, boto, tmp_path, e
     ]
     assert "dl-bad" not in live
     assert not (tmp_path / "inv").exists()
+
+
+def test_region_comes_from_the_profile(aws_env, tmp_path, monkeypatch):
+    for key in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(key, raising=False)
+    config = tmp_path / "aws-config-profile"
+    config.write_text("[profile gpu]\nregion = eu-west-1\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_REGION")}
+    env.pop("AWS_DEFAULT_REGION", None)
+    env |= {"AWS_CONFIG_FILE": str(config), "AWS_PROFILE": "gpu"}
+    cmd = [sys.executable, str(CLOUD / "common" / "preflight.py"), "region"]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert res.stdout.strip() == "eu-west-1", res.stderr
+    env.pop("AWS_PROFILE")
+    config.write_text("")
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1 and "no AWS region set; fix:" in res.stderr

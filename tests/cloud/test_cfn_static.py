@@ -115,13 +115,23 @@ def test_custom_checks_catch_the_classic_mistakes():
 # --- facts of the template --------------------------------------------------------------------
 
 
-def test_ssh_cidr_has_no_default_and_refuses_the_world(cfn):
+@pytest.mark.parametrize(
+    "cidr,ok",
+    [
+        ("203.0.113.7/32", True),
+        ("10.0.0.0/8", True),
+        ("0.0.0.0/0", False),
+        ("0.0.0.0/1", False),
+        ("128.0.0.0/1", False),
+        ("0.0.0.0/7", False),
+        ("203.0.113.7", False),
+        ("::/0", False),
+    ],
+)
+def test_ssh_cidr_has_no_default_and_refuses_the_world(cfn, cidr, ok):
     p = cfn["Parameters"]["AllowedSshCidr"]
     assert "Default" not in p
-    pattern = re.compile(p["AllowedPattern"])
-    assert pattern.fullmatch("203.0.113.7/32")
-    assert not pattern.fullmatch("0.0.0.0/0")
-    assert not pattern.fullmatch("203.0.113.7")
+    assert bool(re.compile(p["AllowedPattern"]).fullmatch(cidr)) is ok
 
 
 def test_only_ssh_is_ingress(cfn):
@@ -136,14 +146,16 @@ def test_instance_types_cover_the_gpu_families(cfn):
     assert cfn["Parameters"]["InstanceType"]["Default"] in allowed
 
 
-def test_image_is_resolved_through_ssm(cfn):
-    p = cfn["Parameters"]["ImageParameter"]
-    assert p["Type"] == "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>"
-    assert p["Default"].startswith("/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver")
-    assert "/aws/service/canonical/ubuntu/server/" in p["Description"]
+def test_image_is_a_pinned_id_not_an_ssm_parameter(cfn):
+    """CloudFormation re-resolves SSM parameter types on every update: a new DLAMI release would
+    replace the instance. launch.yml resolves the name once and passes the id."""
+    assert cfn["Parameters"]["ImageId"]["Type"] == "AWS::EC2::Image::Id"
+    assert "Default" not in cfn["Parameters"]["ImageId"]
+    types = {p["Type"] for p in cfn["Parameters"].values()}
+    assert not any(t.startswith("AWS::SSM::Parameter::Value") for t in types)
 
 
-def test_root_volume_is_encrypted_gp3_sized_by_parameter(cfn):
+def test_root_volume_is_encrypted_gp3_os_only(cfn):
     (bdm,) = cfn["Resources"]["Instance"]["Properties"]["BlockDeviceMappings"]
     assert bdm["Ebs"] == {
         "VolumeType": "gp3",
@@ -153,7 +165,50 @@ def test_root_volume_is_encrypted_gp3_sized_by_parameter(cfn):
     }
 
 
-def test_spot_goes_through_the_launch_template_and_stops(cfn):
+def test_data_volume_survives_updates_and_deletion(cfn):
+    vol = cfn["Resources"]["DataVolume"]
+    assert vol["Type"] == "AWS::EC2::Volume"
+    assert vol["DeletionPolicy"] == "Retain" and vol["UpdateReplacePolicy"] == "Retain"
+    props = vol["Properties"]
+    assert props["Encrypted"] is True and props["VolumeType"] == "gp3"
+    # Same zone as the instance by one parameter, so neither depends on the other's attributes.
+    assert props["AvailabilityZone"] == {"Ref": "AvailabilityZone"}
+    assert cfn["Resources"]["Instance"]["Properties"]["AvailabilityZone"] == {
+        "Ref": "AvailabilityZone"
+    }
+    attach = cfn["Resources"]["DataVolumeAttachment"]["Properties"]
+    assert attach["VolumeId"] == {"Ref": "DataVolume"}
+    assert cfn["Outputs"]["DataVolumeId"]["Value"] == {"Ref": "DataVolume"}
+
+
+def test_stack_policy_denies_replacing_or_deleting_the_data_volume():
+    policy = json.loads((CLOUD / "aws" / "stack-policy.json").read_text())
+    deny = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
+    assert deny == [
+        {
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": ["Update:Replace", "Update:Delete"],
+            "Resource": "LogicalResourceId/DataVolume",
+        }
+    ]
+
+
+def test_launch_template_does_not_change_with_who_runs_it(cfn):
+    """A new launch template version replaces the instance: no per-user values in it."""
+    data = json.dumps(cfn["Resources"]["LaunchTemplate"]["Properties"])
+    assert "Owner" not in data
+    refs = set(re.findall(r'"Ref": "(\w+)"', data))
+    assert refs <= {"AWS::StackName", "AWS::NoValue"}
+
+
+def test_user_data_has_no_parameter(cfn):
+    """A changed UserData stops and starts the instance; the idle minutes are a playbook var."""
+    user_data = cfn["Resources"]["Instance"]["Properties"]["UserData"]["Fn::Base64"]
+    assert isinstance(user_data, str) and "${" not in user_data
+
+
+def test_spot_goes_through_the_launch_template_stops_and_tags_its_requests(cfn):
     lt = cfn["Resources"]["LaunchTemplate"]["Properties"]["LaunchTemplateData"]
     cond, spot, none = lt["InstanceMarketOptions"]["Fn::If"]
     assert cond == "IsSpot" and none == {"Ref": "AWS::NoValue"}
@@ -161,6 +216,9 @@ def test_spot_goes_through_the_launch_template_and_stops(cfn):
         "SpotInstanceType": "persistent",
         "InstanceInterruptionBehavior": "stop",
     }
+    (tags,) = lt["TagSpecifications"]
+    assert tags["ResourceType"] == "spot-instances-request"
+    assert {"Key": "dlcheck:stack", "Value": {"Ref": "AWS::StackName"}} in tags["Tags"]
     inst = cfn["Resources"]["Instance"]["Properties"]
     assert inst["LaunchTemplate"]["LaunchTemplateId"] == {"Ref": "LaunchTemplate"}
     assert inst["InstanceInitiatedShutdownBehavior"] == "stop"
@@ -172,6 +230,8 @@ def test_ssm_role_and_backstop_alarm(cfn):
     alarm = cfn["Resources"]["IdleBackstopAlarm"]["Properties"]
     assert alarm["ComparisonOperator"] == "LessThanThreshold"
     assert ":ec2:stop" in json.dumps(alarm["AlarmActions"])
+    # Scales with the instance: launch.yml passes half of one vCPU as a percentage.
+    assert alarm["Threshold"] == {"Ref": "BackstopCpuPercent"}
 
 
 def test_outputs(cfn):
@@ -182,6 +242,8 @@ def test_outputs(cfn):
         "JupyterSshTunnelCommand",
         "JupyterSsmTunnelCommand",
         "AnsibleInventoryLine",
+        "DataVolumeId",
+        "AvailabilityZone",
     }
     assert want <= set(cfn["Outputs"])
     tunnel = json.dumps(cfn["Outputs"]["JupyterSshTunnelCommand"])
@@ -196,7 +258,7 @@ def test_user_data_is_the_rendered_common_file(cfn):
         text=True,
     )
     assert res.returncode == 0, res.stderr
-    user_data = cfn["Resources"]["Instance"]["Properties"]["UserData"]["Fn::Base64"]["Fn::Sub"]
+    user_data = cfn["Resources"]["Instance"]["Properties"]["UserData"]["Fn::Base64"]
     assert user_data == (CLOUD / "common" / "user-data.yaml").read_text()
     assert len(user_data.encode()) < 16 * 1024  # EC2's user-data limit
 
