@@ -42,6 +42,7 @@ resource "google_compute_firewall" "ssh" {
 # auto-deleted with it, and protected from `terraform destroy` (cloud/gcp/destroy.yml removes it
 # from the state and names it instead, like AWS's DeletionPolicy Retain).
 resource "google_compute_disk" "data" {
+  # checkov:skip=CKV_GCP_37: Google-managed encryption; CSEK keys would have to be kept by the user and supplied on every start
   name   = "${var.name}-data"
   zone   = var.zone
   type   = "pd-balanced"

@@ -14,11 +14,14 @@ from .conftest import CLOUD, tool
 USER_DATA = CLOUD / "common" / "user-data.yaml"
 
 
-def rendered(minutes: int = 60) -> str:
-    """What CloudFormation's !Sub / Terraform's templatefile() make of the file."""
+ROLE_FILES = CLOUD.parent / "playbooks" / "roles" / "idle_stop" / "files"
+
+
+def rendered() -> str:
+    """The user data as both clouds pass it: verbatim (no parameter; see render_user_data.py)."""
     text = USER_DATA.read_text()
-    assert text.count("${") == 1, "only ${IdleStopMinutes} may be substituted"
-    return text.replace("${IdleStopMinutes}", str(minutes))
+    assert "${" not in text
+    return text
 
 
 def schema(path) -> subprocess.CompletedProcess:
@@ -50,7 +53,7 @@ def test_schema_check_really_rejects(tmp_path):
 @pytest.mark.parametrize(
     "source,dest",
     [
-        ("idle_stop.py", "/usr/local/sbin/dlcheck-idle-stop"),
+        ("dlcheck-idle-stop.py", "/usr/local/sbin/dlcheck-idle-stop"),
         ("dlcheck-idle-stop.service", "/etc/systemd/system/dlcheck-idle-stop.service"),
         ("dlcheck-idle-stop.timer", "/etc/systemd/system/dlcheck-idle-stop.timer"),
     ],
@@ -60,13 +63,13 @@ def test_files_it_writes_are_the_sources(source, dest):
     entry = files[dest]
     assert entry["encoding"] == "gz+b64"
     unpacked = gzip.decompress(base64.b64decode(entry["content"]))
-    assert unpacked == (CLOUD / "common" / source).read_bytes()
+    assert unpacked == (ROLE_FILES / source).read_bytes()
 
 
-def test_timer_is_enabled_and_env_file_carries_the_minutes():
-    doc = yaml.safe_load(rendered(45))
+def test_timer_is_enabled_with_the_default_minutes():
+    doc = yaml.safe_load(rendered())
     env = {f["path"]: f for f in doc["write_files"]}["/etc/default/dlcheck-idle-stop"]["content"]
-    assert "IDLE_STOP_MINUTES=45" in env
+    assert "IDLE_STOP_MINUTES=60" in env
     assert ["systemctl", "enable", "--now", "dlcheck-idle-stop.timer"] in doc["runcmd"]
-    timer = (CLOUD / "common" / "dlcheck-idle-stop.timer").read_text()
+    timer = (ROLE_FILES / "dlcheck-idle-stop.timer").read_text()
     assert "OnUnitActiveSec=5min" in timer and "IDLE_STOP_INTERVAL=5" in env

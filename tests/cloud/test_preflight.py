@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -149,3 +150,82 @@ def test_aws_preflight_gpu_quota(aws_env):
     )
     assert "--quota-code L-DB2E81BA --desired-value 4" in finding.fix
     assert preflight.aws_preflight(quota_session(boto3, 8.0), "g5.xlarge", DLAMI, False) == []
+
+
+@pytest.mark.parametrize(
+    "instance_type,spot,code",
+    [
+        ("g5.xlarge", False, "L-DB2E81BA"),
+        ("g6e.12xlarge", True, "L-3819A6DF"),
+        ("p4d.24xlarge", False, "L-417A185B"),
+        ("p4d.24xlarge", True, "L-7212CCBC"),
+        ("p5.48xlarge", False, "L-417A185B"),
+        ("p5.4xlarge", True, "L-C4BD4855"),  # not the P4/P3/P2 Spot quota
+    ],
+)
+def test_quota_code_per_family(instance_type, spot, code):
+    assert preflight.quota_for(instance_type, spot)[0] == code
+
+
+def test_every_template_type_has_a_quota():
+    import yaml
+
+    from .test_cfn_static import TEMPLATE, CfnLoader
+
+    template = yaml.load(TEMPLATE.read_text(), Loader=CfnLoader)  # noqa: S506
+    for instance_type in template["Parameters"]["InstanceType"]["AllowedValues"]:
+        for spot in (False, True):
+            assert preflight.quota_for(instance_type, spot), instance_type
+
+
+@pytest.mark.parametrize(
+    "cidr,normalised",
+    [
+        ("203.0.113.7/32", "203.0.113.7/32"),
+        ("203.0.113.7/24", "203.0.113.0/24"),
+        (" 10.0.0.0/8", "10.0.0.0/8"),
+    ],
+)
+def test_cidr_accepted_and_normalised(cidr, normalised):
+    assert preflight.check_cidr(cidr) == (normalised, None)
+
+
+@pytest.mark.parametrize(
+    "cidr,words",
+    [
+        ("0.0.0.0/0", "too wide"),
+        ("0.0.0.0/1", "too wide"),
+        ("128.0.0.0/1", "too wide"),
+        ("64.0.0.0/2", "too wide"),
+        ("10.0.0.0/7", "too wide"),
+        ("::/0", "is IPv6"),
+        ("0::0/0", "is IPv6"),
+        ("::ffff:0.0.0.0/96", "is IPv6"),
+        ("203.0.113.7", None),  # a bare address is a /32: fine
+        ("my laptop", "is not a CIDR"),
+    ],
+)
+def test_cidr_refuses_every_form_of_the_world(cidr, words):
+    normalised, problem = preflight.check_cidr(cidr)
+    if words is None:
+        assert normalised == "203.0.113.7/32"
+    else:
+        assert normalised is None and words in problem
+
+
+@pytest.mark.integration
+def test_aws_preflight_json_resolves_what_the_stack_pins(aws_env):
+    res = run_aws(aws_env, "--instance-type", "g5.xlarge", "--image-parameter", DLAMI, "--json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["ok"] and out["image_id"].startswith("ami-") and out["vcpus"] == 4
+    assert out["availability_zone"].startswith("us-east-1") and out["subnet_id"].startswith(
+        "subnet-"
+    )
+
+
+@pytest.mark.integration
+def test_aws_preflight_zone_that_does_not_offer_the_type(aws_env):
+    res = run_aws(aws_env, "--instance-type", "g5.xlarge", "--image-parameter", DLAMI,
+                  "--availability-zone", "us-east-1z")  # fmt: skip
+    assert res.returncode == 1 and "g5.xlarge is not offered in us-east-1z" in res.stdout
