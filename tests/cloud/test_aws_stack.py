@@ -118,6 +118,7 @@ def test_stack_create_outputs_and_delete(boto):
 
 
 def playbook(aws_env, tmp_path, name, *extra, check=True):
+    """ansible-playbook cloud/aws/NAME (or cloud/NAME with a slash) with EXTRA arguments."""
     env = {
         **os.environ,
         **aws_env,
@@ -126,7 +127,7 @@ def playbook(aws_env, tmp_path, name, *extra, check=True):
         "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
         "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"),
     }
-    cmd = [tool("ansible-playbook"), str(CLOUD / "aws" / name), *extra]
+    cmd = [tool("ansible-playbook"), str(CLOUD / (name if "/" in name else f"aws/{name}")), *extra]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     if check:
         assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
@@ -139,11 +140,13 @@ def recap(stdout: str) -> dict:
     return {"ok": int(m[1]), "changed": int(m[2]), "failed": int(m[3])}
 
 
-def test_playbooks_pass_syntax_check(aws_env, tmp_path):
-    for name in ("launch.yml", "destroy.yml", "stop.yml", "start.yml"):
-        playbook(aws_env, tmp_path, name, "--syntax-check")
-    for name in ("launch.yml", "destroy.yml", "stop.yml", "start.yml"):
-        playbook(aws_env, tmp_path, f"../gcp/{name}", "--syntax-check")
+def test_playbooks_pass_syntax_check():
+    names = [str(CLOUD / cloud / name) for cloud in ("aws", "gcp")
+             for name in ("launch.yml", "destroy.yml", "stop.yml", "start.yml")]  # fmt: skip
+    cmd = [tool("ansible-playbook"), "--syntax-check", *names]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert res.stdout.count("playbook: ") == 8
 
 
 def outputs(boto, stack):
@@ -225,11 +228,8 @@ def test_launch_rerun_update_guard_and_destroy(aws_env, boto, tmp_path):
 @pytest.mark.parametrize(
     "extra,message",
     [
-        (["-e", "cloud_allowed_ssh_cidr=0.0.0.0/0"], "too wide to expose SSH to"),
+        # Every other form of "the world" is refused by the same check: test_preflight.py.
         (["-e", "cloud_allowed_ssh_cidr=0.0.0.0/1"], "too wide to expose SSH to"),
-        (["-e", "cloud_allowed_ssh_cidr=128.0.0.0/1"], "too wide to expose SSH to"),
-        (["-e", "cloud_allowed_ssh_cidr=::/0"], "is IPv6"),
-        (["-e", "cloud_allowed_ssh_cidr=my-laptop"], "is not a CIDR"),
         ([], "cloud_allowed_ssh_cidr must be the one network"),
         (
             [
