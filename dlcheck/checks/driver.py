@@ -14,6 +14,10 @@ HOLD_DRIVER = (
     "sudo apt-mark hold $(dpkg-query -W -f='${binary:Package}\\n' '*nvidia*' | tr '\\n' ' ')"
 )
 XID_LOG = "sudo journalctl -k -b | grep -iE 'xid|nvrm' | tail   # or: sudo dmesg | grep -i xid"
+HUNG_DRIVER_FIX = (
+    f"{XID_LOG}; then, with no GPU process running: sudo nvidia-smi -r (GPU reset), "
+    "else sudo reboot"
+)
 
 
 def checks(facts: Facts) -> list[CheckResult]:
@@ -56,8 +60,7 @@ def checks(facts: Facts) -> list[CheckResult]:
             "nvml_not_responding", FAIL,
             f"The NVIDIA driver does not respond: {state.detail} (a hung GPU or driver, "
             "often after an Xid error).",
-            f"{XID_LOG}; then, with no GPU process running: sudo nvidia-smi -r "
-            "(GPU reset), else sudo reboot",
+            HUNG_DRIVER_FIX,
             evidence,
         ))  # fmt: skip
     elif error == "library_missing" and not facts.has_gpu_hardware:

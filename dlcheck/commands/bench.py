@@ -19,7 +19,7 @@ from dlcheck.commands.common import (
     command,
     nvml_timeout_option,
 )
-from dlcheck.models import ExitCode, Report, envelope_status
+from dlcheck.models import ExitCode, Report, Status, envelope_status
 
 HELP = """Time the IMDB review classifier of Deep Learning with Python (ch. 3/4)
 on the CPU and the GPU, in three implementations:
@@ -142,11 +142,13 @@ def build(options: BenchOptions, progress=None) -> Report:
     notes: list[str] = []
     say = progress.say if progress else (lambda message: None)
 
-    devices = ["cpu"]
+    devices, hung = ["cpu"], None
     if options.device != "cpu":  # --device cpu never touches NVML
-        gpus, why_none = gpu_devices()
+        gpus, why_none, hung = gpu_devices()
+        if hung:
+            say(f"FAIL nvml_not_responding: {hung}")
         if options.device == "gpu" and not gpus:
-            code = ExitCode.NOT_READY if "not respond" in why_none else ExitCode.CPU_ONLY
+            code = ExitCode.NOT_READY if hung else ExitCode.CPU_ONLY
             raise Failure(f"bench: no NVIDIA GPU to benchmark ({why_none}).", code)
         devices = gpus[:1] if options.device == "gpu" else ["cpu", *gpus[:1]]
         if not gpus:
@@ -189,10 +191,13 @@ def build(options: BenchOptions, progress=None) -> Report:
     notes.extend(_relative_to_keras(rows))
     notes.append("a PASS covers only these checks; it is not a general statement of GPU health")
     status = envelope_status(r.verdict for r in rows)
-    code = ExitCode.NOT_READY if status.value == "FAIL" else ExitCode.READY
+    errors = [f"{r.impl} on {r.device}: {r.run.error}" for r in rows if r.run.error]
+    if hung:  # the GPU rows could not even be attempted: the machine is not ready
+        status = Status.FAIL
+        errors.insert(0, f"nvml_not_responding: {hung}")
+    code = ExitCode.NOT_READY if status is Status.FAIL else ExitCode.READY
     result = BenchReport(dataset, options, threads, load, rows, speedups, notes,
                          time.perf_counter() - started, code)  # fmt: skip
-    errors = [f"{r.impl} on {r.device}: {r.run.error}" for r in rows if r.run.error]
     if options.plot_path:
         from dlcheck.bench import plot
 
@@ -207,23 +212,24 @@ def build(options: BenchOptions, progress=None) -> Report:
     return Report("bench", result, code, status, tuple(errors))
 
 
-def gpu_devices() -> tuple[list[str], str]:
-    """cuda:N names for the NVIDIA GPUs NVML sees, and why there are none."""
+def gpu_devices() -> tuple[list[str], str, str | None]:
+    """cuda:N names for the NVIDIA GPUs NVML sees, why there are none, and the diagnosis with
+    its fix when the driver hangs."""
     from dlcheck import nvml
+    from dlcheck.checks.driver import HUNG_DRIVER_FIX
 
     try:
         count = nvml.query("nvmlDeviceGetCount", default=0) or 0
     except nvml.NvmlNotResponding as error:
-        return [], (
-            f"the NVIDIA driver does not respond ({error.detail}); run `dlcheck` for the fix"
-        )
+        hung = f"the NVIDIA driver does not respond ({error.detail}). Fix: {HUNG_DRIVER_FIX}"
+        return [], "the NVIDIA driver does not respond", hung
     except nvml.NvmlUnavailable as error:
-        return [], f"NVML unavailable ({error.reason})"
+        return [], f"NVML unavailable ({error.reason})", None
     except Exception as error:  # an NVML call failing is not the benchmark's business
-        return [], f"NVML error ({error})"
+        return [], f"NVML error ({error})", None
     if not count:
-        return [], "NVML reports no GPUs"
-    return [f"cuda:{i}" for i in range(count)], ""
+        return [], "NVML reports no GPUs", None
+    return [f"cuda:{i}" for i in range(count)], "", None
 
 
 def _relative_to_keras(rows) -> list[str]:
