@@ -13,6 +13,7 @@ never pays for what `dlcheck bench` imports. A bare `dlcheck` (or `dlcheck --jso
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import signal
 import sys
@@ -169,14 +170,60 @@ def _run(args: list[str], debug: bool) -> int:
 def _render(invocation) -> None:
     from dlcheck.render import Output
 
+    if invocation.repeat is not None:
+        _render_repeatedly(invocation)
+        return
     report = invocation.report
     if invocation.as_json:
         sys.stdout.write(report.to_json() + "\n")
     else:
-        module_name, function = invocation.renderer.split(":")
-        render = getattr(importlib.import_module(module_name), function)
-        render(report, Output.for_stream(sys.stdout), **(invocation.view or {}))
+        _renderer(invocation)(report, Output.for_stream(sys.stdout), **(invocation.view or {}))
     sys.stdout.flush()
+
+
+def _renderer(invocation):
+    module_name, function = invocation.renderer.split(":")
+    return getattr(importlib.import_module(module_name), function)
+
+
+def _render_repeatedly(invocation) -> None:
+    """`-l SECONDS`: on a terminal a live view redrawn in place (rich Live, refreshed only when
+    a new report is in, so it costs one NVML pass per interval); else one report after another
+    (JSON: one compact envelope per line). Ends with Ctrl-C (exit 130)."""
+    import io
+    import time
+
+    from dlcheck.render import Output
+
+    out = Output.for_stream(sys.stdout)
+    render, view = _renderer(invocation), invocation.view or {}
+    report, every = invocation.report, invocation.repeat.seconds
+    if invocation.as_json or out.plain:
+        first = True
+        while True:
+            if invocation.as_json:
+                sys.stdout.write(json.dumps(report.envelope(), sort_keys=True) + "\n")
+            else:
+                sys.stdout.write("" if first else "\n")
+                render(report, out, **{**view, "header": first})
+            sys.stdout.flush()
+            first = False
+            time.sleep(every)
+            report = invocation.repeat.rebuild()
+    from rich.live import Live
+    from rich.text import Text
+
+    def frame(report) -> Text:
+        buffer = io.StringIO()
+        render(report, Output(buffer, False, out.width, out.color), **view)
+        stamp = time.strftime("%H:%M:%S")
+        return Text.from_ansi(f"{stamp}  every {every:g} s, Ctrl-C to stop\n" + buffer.getvalue())
+
+    with Live(frame(report), console=out.console(), auto_refresh=False) as live:
+        while True:
+            time.sleep(every)
+            report = invocation.repeat.rebuild()
+            live.update(frame(report), refresh=True)
 
 
 def _cleanup() -> None:
@@ -207,6 +254,13 @@ def _raise_terminated(signum, frame):
 
 
 def _show_click_error(error: click.ClickException) -> None:
+    """One line: what is wrong, and where to read more."""
+    from dlcheck.text import clean
+
+    if isinstance(error, click.UsageError):
+        where = error.ctx.command_path if error.ctx is not None else "dlcheck"
+        _say(f"{where}: error: {clean(error.format_message(), 2000)} (see {where} --help)")
+        return
     try:
         error.show()
     except OSError:  # stderr closed too: the exit code still tells

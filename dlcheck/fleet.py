@@ -46,6 +46,7 @@ class HostRow:
     speedup: dict[str, float | None] = field(default_factory=dict)
     smoke: dict[str, int] = field(default_factory=dict)  # passed/failed/skipped/error counts
     problems: list[str] = field(default_factory=list)  # one line each, why the host is not ready
+    warnings: list[str] = field(default_factory=list)  # "code: message" of each WARN check
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -61,7 +62,13 @@ class HostRow:
             "best_speedup": self.best_speedup,
             "smoke": self.smoke,
             "problems": self.problems,
+            "warnings": self.warnings,
+            "warning_codes": self.warning_codes,
         }
+
+    @property
+    def warning_codes(self) -> list[str]:
+        return list(dict.fromkeys(w.split(":", 1)[0] for w in self.warnings))
 
     @property
     def best_speedup(self) -> float | None:
@@ -163,6 +170,8 @@ def _read_check(row: HostRow, folder: Path) -> None:
         label = _framework_label(record)
         if label:
             row.frameworks[_text(name)] = label
+    row.warnings = [f"{_text(c['code'])}: {_text(c['message'])}"
+                    for c in data["checks"] if c["status"] == "WARN"]  # fmt: skip
     if row.verdict not in (READY, CPU_ONLY):
         failing = [_text(c["code"]) for c in data["checks"] if c["status"] == "FAIL"]
         detail = f" (failed: {', '.join(failing)})" if failing else ""

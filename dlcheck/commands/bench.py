@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -64,9 +65,23 @@ class BenchOptions:
 
 
 @dataclass(frozen=True)
+class Machine:
+    """What the numbers were measured on (the plot's caption, the JSON's `machine`)."""
+
+    host: str
+    cpu: str | None
+    logical_cores: int | None
+    available_ram_mib: int | None
+    gpu: str | None  # the benchmarked GPU's name
+    driver: str | None
+    started_at: str  # ISO 8601, local time with offset
+
+
+@dataclass(frozen=True)
 class BenchReport:
     dataset: Any  # bench.data.Dataset (its name, source, sha256, synthetic flag)
     options: BenchOptions
+    machine: Machine
     threads: int
     load_average_before: float | None
     rows: list  # list[bench.verdicts.JudgedRow]
@@ -96,6 +111,7 @@ class BenchReport:
                 "train_reviews": len(data.train),
                 "test_reviews": len(data.test),
             },
+            "machine": self.machine,
             "load_average_before": self.load_average_before,
             "data_prep_s": data.seconds,
             "results": self.rows,
@@ -139,6 +155,7 @@ def build(options: BenchOptions, progress=None) -> Report:
 
     check_prerequisites(options)
     started = time.perf_counter()
+    started_at = datetime.now().astimezone().isoformat(timespec="seconds")
     notes: list[str] = []
     say = progress.say if progress else (lambda message: None)
 
@@ -162,6 +179,10 @@ def build(options: BenchOptions, progress=None) -> Report:
         notes.append(f"only the first {options.limit} training and test reviews (--limit)")
     say(f"data: {dataset.name} ({dataset.source}) ready in {dataset.seconds:.1f} s")
 
+    machine = _machine(devices, started_at)
+    for warning in _ram_warnings(options, machine.available_ram_mib):
+        notes.append(warning)
+        say(warning)
     load = _load_average()
     cores = runner.cpu_threads()
     threads = options.threads or runner.default_threads(load)
@@ -174,7 +195,7 @@ def build(options: BenchOptions, progress=None) -> Report:
     specs = [
         Spec(impl=impl, device=device, prepared="", epochs=options.epochs,
              batch_size=options.batch_size, protocol=options.protocol, seed=options.seed,
-             threads=threads, batch_thread=runner.batch_thread(options.threads))
+             threads=threads, batch_thread=runner.batch_thread(threads))
         for device in devices
         for impl in options.impls
     ]  # fmt: skip
@@ -186,6 +207,8 @@ def build(options: BenchOptions, progress=None) -> Report:
             "(set TMPDIR to a folder with a few GB free)"
         ) from None
     rows, speedups = verdicts.judge(runs, dataset.synthetic, options.book_config)
+    notes.append(f"every implementation had the same budget of {threads} CPU thread(s); "
+                 "the threads column shows what each used")
     if not options.book_config:
         notes.append("not the book's configuration (4 epochs, batch 512): no accuracy band")
     notes.extend(_relative_to_keras(rows))
@@ -196,7 +219,7 @@ def build(options: BenchOptions, progress=None) -> Report:
         status = Status.FAIL
         errors.insert(0, f"nvml_not_responding: {hung}")
     code = ExitCode.NOT_READY if status is Status.FAIL else ExitCode.READY
-    result = BenchReport(dataset, options, threads, load, rows, speedups, notes,
+    result = BenchReport(dataset, options, machine, threads, load, rows, speedups, notes,
                          time.perf_counter() - started, code)  # fmt: skip
     if options.plot_path:
         from dlcheck.bench import plot
@@ -207,9 +230,41 @@ def build(options: BenchOptions, progress=None) -> Report:
         except (ImportError, OSError, ValueError) as error:
             errors.append(f"plot: cannot write {options.plot_path}: {error}")
             code = ExitCode.NOT_READY
-            result = BenchReport(dataset, options, threads, load, rows, speedups, notes,
-                                 result.wall_s, code)  # fmt: skip
+            result = BenchReport(dataset, options, machine, threads, load, rows, speedups,
+                                 notes, result.wall_s, code)  # fmt: skip
     return Report("bench", result, code, status, tuple(errors))
+
+
+def _machine(devices: list[str], started_at: str) -> Machine:
+    from dlcheck import system
+
+    facts = system.collect()
+    gpu_name = driver = None
+    if any(d != "cpu" for d in devices):  # NVML answered a moment ago
+        from dlcheck import gpu as gpu_module
+
+        inventory = gpu_module.collect(select=(devices[-1].split(":")[1],))
+        gpu_name = inventory.gpus[0]["name"] if inventory.gpus else None
+        driver = inventory.driver.version
+    return Machine(system.hostname(), facts.cpu.model, facts.cpu.logical_cores,
+                   facts.memory.available_mib, gpu_name, driver, started_at)  # fmt: skip
+
+
+def _ram_warnings(options: BenchOptions, available_mib: int | None) -> list[str]:
+    """Implementations whose measured peak (bench/impls.py) will not fit the free RAM."""
+    if available_mib is None:
+        return []
+    share = (options.limit or 25000) / 25000  # the dense matrices scale with the reviews
+    warnings = []
+    for name in options.impls:
+        needed = int(IMPLS[name].peak_ram_mib * share)
+        if needed > available_mib:
+            others = ",".join(i for i in options.impls if i != name) or "torch-sparse"
+            warnings.append(
+                f"{name} peaked at about {needed} MiB of RAM here before, and {available_mib} MiB "
+                f"are available: it may be killed (out of memory); --impl {others} leaves it out"
+            )
+    return warnings
 
 
 def gpu_devices() -> tuple[list[str], str, str | None]:
@@ -359,9 +414,9 @@ class _Choices(click.ParamType):
     "--threads",
     type=click.IntRange(min=0, max=1024),
     default=0,
-    help="CPU threads per child (default: the cores not already busy, i.e. cores minus "
-    "the load average, at least 1). torch-sparse on the CPU builds its batches in a "
-    "second thread whenever there are 2+ cores, unless this is 1.",
+    help="The CPU thread budget of every child (default: the cores not already busy, i.e. "
+    "cores minus the load average, at least 1). torch-sparse on the CPU uses two of them "
+    "(one builds its batches) when the budget is 2 or more.",
 )
 @click.option(
     "--plot",

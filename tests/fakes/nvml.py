@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import threading
 from pathlib import Path
 from types import SimpleNamespace
@@ -69,7 +70,7 @@ class FakePynvml:
 
     def _field(self, function: str, handle, key: str):
         self._check(function, handle.index)
-        value = self.scenario["gpus"][handle.index][key]
+        value = self.scenario["gpus"][handle.index].get(key)
         if value is None:
             self._raise("NVML_ERROR_NOT_SUPPORTED")
         return value
@@ -113,6 +114,8 @@ class FakePynvml:
         return self._field("nvmlDeviceGetName", h, "name")
 
     def nvmlDeviceGetUUID(self, h):
+        if getattr(h, "mig", None) is not None:
+            return h.mig["uuid"]
         return self._field("nvmlDeviceGetUUID", h, "uuid")
 
     def nvmlDeviceGetSerial(self, h):
@@ -127,6 +130,10 @@ class FakePynvml:
 
     # --- memory, thermals, power, clocks ---------------------------------------------
     def nvmlDeviceGetMemoryInfo(self, h, version=None):
+        if getattr(h, "mig", None) is not None:
+            mig = h.mig
+            return SimpleNamespace(total=mig["memory_total"] * MIB, used=mig["memory_used"] * MIB,
+                                   free=(mig["memory_total"] - mig["memory_used"]) * MIB)
         if version is not None:
             self._check("nvmlDeviceGetMemoryInfo_v2", h.index)
         g = self.scenario["gpus"][h.index]
@@ -240,9 +247,10 @@ class FakePynvml:
         info.status = 0 if status == "Success" else _real.NVML_ERROR_NOT_READY
         return 0
 
-    def _procs(self, function, h):
+    def _procs(self, function, h, letter="C"):
         procs = self._field(function, h, "processes")
-        return [SimpleNamespace(pid=p["pid"], usedGpuMemory=p["used_memory"] * MIB) for p in procs]
+        return [SimpleNamespace(pid=p["pid"], usedGpuMemory=(p["used_memory"] or 0) * MIB)
+                for p in procs if letter in p.get("type", "C").split("+")]  # fmt: skip
 
     def nvmlDeviceGetComputeRunningProcesses(self, h):
         return self._procs("nvmlDeviceGetComputeRunningProcesses", h)
@@ -250,18 +258,90 @@ class FakePynvml:
     def nvmlDeviceGetComputeRunningProcesses_v2(self, h):
         return self._procs("nvmlDeviceGetComputeRunningProcesses_v2", h)
 
+    def nvmlDeviceGetGraphicsRunningProcesses(self, h):
+        return self._procs("nvmlDeviceGetGraphicsRunningProcesses", h, "G")
+
+    def nvmlDeviceGetMPSComputeRunningProcesses(self, h):
+        return self._procs("nvmlDeviceGetMPSComputeRunningProcesses", h, "M")
+
+    # --- utilization, fans, NVLink, MIG ------------------------------------------------
+    def nvmlDeviceGetUtilizationRates(self, h):
+        gpu = self._field("nvmlDeviceGetUtilizationRates", h, "utilization.gpu")
+        memory = self.scenario["gpus"][h.index].get("utilization.memory")
+        return SimpleNamespace(gpu=gpu, memory=memory)
+
+    def nvmlDeviceGetEncoderUtilization(self, h):
+        return [self._field("nvmlDeviceGetEncoderUtilization", h, "utilization.encoder"), 167000]
+
+    def nvmlDeviceGetDecoderUtilization(self, h):
+        return [self._field("nvmlDeviceGetDecoderUtilization", h, "utilization.decoder"), 167000]
+
+    def nvmlDeviceGetFanSpeed(self, h):
+        return self._field("nvmlDeviceGetFanSpeed", h, "fan.speed")
+
+    def nvmlDeviceGetNvLinkState(self, h, link):
+        links = self._field("nvmlDeviceGetNvLinkState", h, "nvlink.links")
+        if link >= len(links):
+            self._raise("NVML_ERROR_INVALID_ARGUMENT")
+        return int(links[link]["active"])
+
+    def nvmlDeviceGetMaxMigDeviceCount(self, h):
+        self._field("nvmlDeviceGetMaxMigDeviceCount", h, "mig.devices")
+        return 7
+
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, h, slot):
+        devices = self._field("nvmlDeviceGetMigDeviceHandleByIndex", h, "mig.devices")
+        found = [d for d in devices if d["index"] == slot]
+        if not found:
+            self._raise("NVML_ERROR_NOT_FOUND")
+        return SimpleNamespace(index=h.index, mig=found[0])
+
 
 # --- named scenarios -------------------------------------------------------------------
 
 
 def load_fixture(name: str) -> dict[str, Any]:
+    """A `dlcheck gpu --json --show-ids` capture; fields it predates read as unsupported."""
+    from dlcheck.gpu import FIELDS
+
     data = json.loads((FIXTURES / name).read_text())
     data.pop("_note", None)
+    data["gpus"] = [{**dict.fromkeys(FIELDS), **g} for g in data["gpus"]]
     return data
 
 
 def _h100() -> dict[str, Any]:
-    return load_fixture("gpu_h100_pcie.json")
+    scenario = load_fixture("gpu_h100_pcie.json")
+    # Fields the capture predates, as an idle H100 PCIe reports them (passively cooled: no fan).
+    scenario["gpus"][0].update({"utilization.gpu": 0, "utilization.memory": 0,
+                                "utilization.encoder": 0, "utilization.decoder": 0})  # fmt: skip
+    return scenario
+
+
+def _busy() -> dict[str, Any]:
+    """One H100 at work: a training job, a desktop's graphics process and an MPS client, all
+    this test process's pid (so /proc has a user and a command line for them)."""
+    me = os.getpid()
+    return _with({
+        "utilization.gpu": 95, "utilization.memory": 61, "memory.used": 60212,
+        "memory.free": 81559 - 60212, "power.draw": 312.4, "temperature.gpu": 71,
+        "processes": [{"pid": me, "used_memory": 60100, "type": "C+G"}],
+    })  # fmt: skip
+
+
+def _two_a100(degraded: int | None = None) -> dict[str, Any]:
+    """Two A100 80GB PCIe; `degraded` names the GPU whose link trained at gen 3 x8 under load."""
+    a100 = {"name": "NVIDIA A100 80GB PCIe", "compute_cap": "8.0", "architecture": "Ampere",
+            "memory.total": 81920, "memory.used": 4, "memory.free": 81916,
+            "enforced.power.limit": 300.0, "power.default_limit": 300.0, "power.draw": 61.0,
+            "clocks.max.sm": 1410, "clocks.current.sm": 1410, "clocks.max.memory": 1512,
+            "clocks.current.memory": 1512, "pcie.link.gen.current": 4, "pcie.link.gen.max": 4,
+            "pcie.link.gen.gpumax": 4, "pcie.link.width.current": 16,
+            "pcie.link.width.max": 16}  # fmt: skip
+    scenario = _many(2, **a100)
+    if degraded is not None:
+        scenario["gpus"][degraded].update({"pcie.link.gen.current": 3, "pcie.link.width.current": 8})
+    return scenario
 
 
 def _with(gpu_changes: dict[str, Any], base=None, **scenario_changes) -> dict[str, Any]:
@@ -346,7 +426,12 @@ def _old_driver() -> dict[str, Any]:
 
 SCENARIOS = {
     "healthy_single": _h100,
-    "multi_gpu": lambda: _many(4, **{"fabric.state": "Completed", "fabric.status": "Success"}),
+    "multi_gpu": lambda: _many(4, **{"fabric.state": "Completed", "fabric.status": "Success",
+                                      "nvlink.links": [{"link": n, "active": True}
+                                                       for n in range(18)]}),
+    "busy": _busy,
+    "two_a100": _two_a100,
+    "two_a100_pcie_degraded": lambda: _two_a100(degraded=1),
     "no_library": lambda: _with({}, init_error="NVML_ERROR_LIBRARY_NOT_FOUND"),
     "driver_not_loaded": lambda: _with({}, init_error="NVML_ERROR_DRIVER_NOT_LOADED"),
     "version_mismatch": lambda: _with({}, init_error="NVML_ERROR_LIB_RM_VERSION_MISMATCH"),
@@ -388,7 +473,14 @@ SCENARIOS = {
         {"pcie.link.gen.max": 4, "pcie.link.gen.current": 4, "pcie.link.gen.hostmax": 4}
     ),  # fmt: skip
     "persistence_off": lambda: _with({"persistence_mode": "Disabled"}),
-    "mig": lambda: _with({"mig.mode.current": "Enabled", "mig.mode.pending": "Enabled"}),
+    "mig": lambda: _with({
+        "mig.mode.current": "Enabled", "mig.mode.pending": "Enabled",
+        "utilization.gpu": None, "utilization.memory": None,  # not supported with MIG on
+        "mig.devices": [
+            {"index": 0, "uuid": "MIG-5c3f3e0b-7f7e-5a3e-9c0e-2b1c6a1d0001",
+             "memory_total": 40192, "memory_used": 13},
+            {"index": 1, "uuid": "MIG-5c3f3e0b-7f7e-5a3e-9c0e-2b1c6a1d0002",
+             "memory_total": 40192, "memory_used": 37}]}),
     "hung_driver": lambda: _with({}, hang="nvmlDeviceGetTemperature"),
     "hung_at_init": lambda: _with({}, hang="nvmlInit"),
     "fabric_manager_down": lambda: _many(
