@@ -340,7 +340,8 @@ def _two_a100(degraded: int | None = None) -> dict[str, Any]:
             "pcie.link.width.max": 16}  # fmt: skip
     scenario = _many(2, **a100)
     if degraded is not None:
-        scenario["gpus"][degraded].update({"pcie.link.gen.current": 3, "pcie.link.width.current": 8})
+        link = {"pcie.link.gen.current": 3, "pcie.link.width.current": 8}
+        scenario["gpus"][degraded].update(link)
     return scenario
 
 
