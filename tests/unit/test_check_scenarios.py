@@ -272,7 +272,12 @@ def test_too_little_ram_and_disk(fake_nvml, tmp_path):
         disk=dataclasses.replace(system.disk, dataset_cache=cache),
     )
     found, verdict, _ = run(dataclasses.replace(facts, system=system))
-    assert found["ram_for_benchmark"].status is Status.FAIL
+    ram = found["ram_for_benchmark"]
+    assert ram.status is Status.WARN and "keras (~5600 MiB), torch (~2300 MiB)" in ram.message
+    assert ram.fix.startswith("dlcheck bench --impl torch-sparse")
+    tiny = dataclasses.replace(system.memory, total_mib=500, available_mib=400)
+    starved = run(dataclasses.replace(facts, system=dataclasses.replace(system, memory=tiny)))[0]
+    assert starved["ram_for_benchmark"].status is Status.FAIL
     assert (
         found["disk_dataset_cache"].status is Status.FAIL
         and "KERAS_HOME" in found["disk_dataset_cache"].fix
