@@ -1,0 +1,308 @@
+"""`run(options) -> PerfResult`: measure in child processes, judge here. Never prints.
+
+The CPU child runs first (CUDA hidden from it), then one GPU child for all chosen
+GPUs while this process samples NVML. The parent never imports numpy's BLAS
+workloads or torch: a crash, hang or OOM kill in a child becomes that section's
+error, not the end of the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from dlcheck.models import Status
+from dlcheck.perf import cpu as cpu_facts
+from dlcheck.perf import verdicts
+from dlcheck.perf.records import CpuPerf, GpuPerf, PerfOptions, PerfResult, TestResult
+from dlcheck.perf.telemetry import Telemetry
+
+PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder holding `dlcheck/`
+Progress = Callable[[str], None]
+
+
+def run(options: PerfOptions, progress: Progress | None = None) -> PerfResult:
+    say = progress or (lambda message: None)
+    started = time.perf_counter()
+    errors: list[str] = []
+    software: dict[str, Any] = {}
+    cpu = None
+    if options.cpu:
+        say("CPU: GEMM (NumPy, torch) and memory bandwidth...")
+        cpu = measure_cpu(options, software)
+    gpus: list[GpuPerf] = []
+    p2p: list[TestResult] = []
+    nvml_state: dict[str, Any] = {"error": None, "detail": None}
+    if options.gpu:
+        gpus, p2p, nvml_state = measure_gpus(options, software, errors, say)
+    statuses = [g.status for g in gpus] + [t.status for t in p2p]
+    if cpu is not None:
+        statuses.append(cpu.status)
+    return PerfResult(
+        cpu=cpu,
+        gpus=gpus,
+        p2p=p2p,
+        software=software,
+        nvml=nvml_state,
+        wall_s=time.perf_counter() - started,
+        status=envelope_status(statuses),
+        errors=errors,
+    )
+
+
+def envelope_status(statuses) -> Status:
+    """Worst of what was judged; INFO and SKIP count as PASS (the envelope rule)."""
+    worst = Status.worst(statuses)
+    return Status.PASS if worst in (Status.INFO, Status.SKIP) else worst
+
+
+# ------------------------------------------------------------------ CPU
+
+
+def measure_cpu(options: PerfOptions, software: dict[str, Any]) -> CpuPerf:
+    facts = cpu_facts.collect()
+    peak = cpu_facts.peak(facts)
+    record = CpuPerf(
+        model=facts.model,
+        cores=facts.cores,
+        threads=facts.threads,
+        frequency_mhz=facts.frequency_mhz,
+        frequency_source=facts.frequency_source,
+        vector_isa=peak.vector_isa,
+        flops_per_cycle_fp32=peak.flops_per_cycle_fp32,
+        peak_gflops_fp32=peak.gflops_fp32,
+        peak_gflops_fp64=peak.gflops_fp64,
+        peak_basis=peak.basis,
+    )
+    spec = {"mode": "cpu", "seconds_per_test": options.cpu_seconds_per_test,
+            "threads": facts.threads}  # fmt: skip
+    before = _cpu_times()
+    result, problem, _ = run_child(spec, options.cpu_timeout_s, cpu_only=True)
+    load = _load_during(before, _cpu_times())
+    load.update(quota_cpus=facts.quota_cpus, governor=facts.governor,
+                omp_num_threads=os.environ.get("OMP_NUM_THREADS"))  # fmt: skip
+    if problem:
+        result = {"error": problem}
+    software.update({k: v for k, v in (result.get("software") or {}).items() if v is not None})
+    return verdicts.judge_cpu(record, result, load)
+
+
+def _cpu_times() -> dict[str, float]:
+    """Aggregate /proc/stat jiffies, children's CPU seconds, and the 1-minute load average."""
+    times = {"total": 0.0, "idle": 0.0, "steal": 0.0}
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        values = [float(v) for v in fields]
+        hz = os.sysconf("SC_CLK_TCK")
+        times["total"] = sum(values[:8]) / hz  # user..steal; guest is inside user
+        times["idle"] = (values[3] + values[4]) / hz  # idle + iowait
+        times["steal"] = values[7] / hz if len(values) > 7 else 0.0
+    except (OSError, ValueError, IndexError):
+        pass
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    times["children"] = usage.ru_utime + usage.ru_stime
+    try:
+        times["loadavg_1m"] = os.getloadavg()[0]
+    except OSError:
+        times["loadavg_1m"] = None
+    return times
+
+
+def _load_during(before: dict[str, float], after: dict[str, float]) -> dict[str, Any]:
+    """Share of all CPU time that other processes used, and the hypervisor stole."""
+    total = after["total"] - before["total"]
+    if total <= 0:
+        return {"others_share": None, "steal_share": None, "loadavg_1m": after["loadavg_1m"]}
+    busy = total - (after["idle"] - before["idle"]) - (after["steal"] - before["steal"])
+    ours = after["children"] - before["children"]
+    return {
+        "others_share": round(max(busy - ours, 0.0) / total, 3),
+        "steal_share": round((after["steal"] - before["steal"]) / total, 3),
+        "loadavg_1m": after["loadavg_1m"],
+        "child_cpu_s": round(ours, 2),
+    }
+
+
+# ------------------------------------------------------------------ GPUs
+
+
+def measure_gpus(options: PerfOptions, software: dict[str, Any], errors: list[str], say: Progress):
+    from dlcheck import gpu as gpu_records
+    from dlcheck.gpu import mask_id
+
+    data = gpu_records.collect(show_ids=True)
+    nvml_state = {"error": data["nvml"]["error"], "detail": data["nvml"]["detail"]}
+    usable = [g for g in data["gpus"] if not g["error"]]
+    lost = [GpuPerf(index=g["index"], name=g["name"], uuid=None, pci_device_id=None, sku=None,
+                    status=Status.FAIL, error=f"NVML: {g['error']}", message=f"NVML: {g['error']}")
+            for g in data["gpus"] if g["error"]]  # fmt: skip
+    if options.devices is not None:
+        usable = [g for g in usable if g["index"] in options.devices]
+        lost = [g for g in lost if g.index in options.devices]
+    if not usable:
+        return lost, [], nvml_state
+    indices = [g["index"] for g in usable]
+    telemetry = Telemetry(indices, options.sample_interval_s)
+    telemetry.snapshot(usable)
+    say(f"GPU {', '.join(map(str, indices))}: matmul, memory, host<->device"
+        f"{', peer' if len(indices) > 1 and options.p2p else ''} (about "
+        f"{_estimate_s(options, len(indices)):.0f} s)...")  # fmt: skip
+    spec = {"mode": "gpu", "seconds_per_test": options.seconds_per_test, "p2p": options.p2p,
+            "uuids": [g["uuid"] for g in usable if g["uuid"]] or None}  # fmt: skip
+    result, problem, pid = run_child(spec, options.timeout_s, on_start=telemetry.start)
+    telemetry.stop()
+    if telemetry.error:
+        errors.append(telemetry.error)
+    if problem:
+        result = {"error": problem, "devices": [], "p2p": []}
+    software.update({k: v for k, v in (result.get("software") or {}).items() if v is not None})
+    record = telemetry.to_dict()
+    by_uuid = {_plain(d.get("uuid")): d for d in result.get("devices") or []}
+    gpus, ordinal_sku = [], {}
+    for g in usable:
+        device = by_uuid.get(_plain(g["uuid"])) or _by_ordinal(result, g["index"])
+        if device is None:
+            why = result.get("error") or "the GPU child did not report this GPU"
+            gpus.append(_unmeasured(g, why, record))
+            continue
+        judged = verdicts.judge_gpu(g["index"], device, device["tests"], record, {pid} - {None})
+        ordinal_sku[device["ordinal"]] = verdicts.skus.lookup(judged.pci_device_id, judged.name)
+        gpus.append(judged)
+    p2p = [verdicts.p2p_test(raw, ordinal_sku) for raw in result.get("p2p") or []]
+    for pair in p2p:  # name pairs by NVML index, as the rest of the report does
+        pair.name = _nvml_pair_name(pair, result, usable)
+    if not options.show_ids:
+        for g in gpus:
+            g.uuid = mask_id(g.uuid)
+    return sorted(gpus + lost, key=lambda g: g.index), p2p, nvml_state
+
+
+def _estimate_s(options: PerfOptions, count: int) -> float:
+    per_gpu = 11 * options.seconds_per_test + 8  # 11 timed tests, warm-ups and allocation
+    return 10 + count * per_gpu
+
+
+def _unmeasured(g: dict[str, Any], why: str, record: dict[str, Any]) -> GpuPerf:
+    fix = ""
+    if "is_available() is False" in why:
+        fix = (" (this torch cannot use the GPU: a CPU-only build, or a driver too old for "
+               "its CUDA; `dlcheck check` names the fix)")  # fmt: skip
+    elif "No module named 'torch'" in why:
+        fix = " (install PyTorch with CUDA: pip install torch)"
+    result = verdicts.judge_gpu(g["index"], {"name": g["name"]}, [], record, set())
+    result.status, result.error = Status.FAIL, f"not measured: {why}{fix}"
+    result.message = result.error
+    return result
+
+
+def _plain(uuid: str | None) -> str:
+    return (uuid or "").lower().removeprefix("gpu-")
+
+
+def _by_ordinal(result: dict[str, Any], index: int) -> dict[str, Any] | None:
+    """No UUID from torch: under CUDA_DEVICE_ORDER=PCI_BUS_ID, ordinal N is NVML index N
+    unless CUDA_VISIBLE_DEVICES renumbers (then its Nth entry names the NVML index)."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")
+    visible = [v.strip() for v in listed if v.strip()]
+    for device in result.get("devices") or []:
+        ordinal = device["ordinal"]
+        mapped = int(visible[ordinal]) if ordinal < len(visible) and visible[ordinal].isdigit() \
+            else ordinal  # fmt: skip
+        if mapped == index and not device.get("uuid"):
+            return device
+    return None
+
+
+def _nvml_pair_name(pair: TestResult, result: dict[str, Any], usable: list[dict]) -> str:
+    uuid_to_index = {_plain(g["uuid"]): g["index"] for g in usable}
+    ordinal_to_index = {d["ordinal"]: uuid_to_index.get(_plain(d.get("uuid")), d["ordinal"])
+                        for d in result.get("devices") or []}  # fmt: skip
+    src = ordinal_to_index.get(pair.detail.get("src"), pair.detail.get("src"))
+    dst = ordinal_to_index.get(pair.detail.get("dst"), pair.detail.get("dst"))
+    pair.detail.update(src_index=src, dst_index=dst)
+    return f"p2p_{src}_{dst}"
+
+
+# ------------------------------------------------------------------ children
+
+
+def child_env(cpu_only: bool) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_ROOT, env.get("PYTHONPATH")]))
+    if cpu_only:
+        env["CUDA_VISIBLE_DEVICES"] = ""  # the CPU child must not initialise a GPU
+    else:
+        env.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")  # cuda:N == NVML index N
+    return env
+
+
+def run_child(
+    spec: dict[str, Any], timeout: float, cpu_only: bool = False, on_start=None
+) -> tuple[dict[str, Any], str | None, int | None]:
+    """(result, problem, pid): one child in its own process group, killed on timeout or
+    interrupt, its temp folder removed on every path."""
+    with tempfile.TemporaryDirectory(prefix="dlcheck-perf-") as tmp:
+        spec_path, result_path, log_path = (Path(tmp) / n for n in ("spec.json", "result.json",
+                                                                   "child.log"))  # fmt: skip
+        spec_path.write_text(json.dumps(spec))
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "dlcheck.perf.child", str(spec_path), str(result_path)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=child_env(cpu_only),
+                start_new_session=True,
+            )
+            try:
+                if on_start:
+                    on_start()
+                code = process.wait(timeout=timeout)
+                problem = None
+            except subprocess.TimeoutExpired:
+                problem = f"timed out after {timeout:g} s (hung or far too slow); killed"
+                _kill(process)
+            except BaseException:  # Ctrl-C / SIGTERM: leave no child behind
+                _kill(process)
+                raise
+        result: dict[str, Any] = {}
+        if problem is None:
+            try:
+                result = json.loads(result_path.read_text())
+            except (OSError, ValueError):
+                problem = _describe_exit(code) + _last_line(log_path)
+        return result, problem, process.pid
+
+
+def _kill(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        name = signal.Signals(-code).name
+        return f"the measuring child died of {name}" + (
+            " (killed: out of memory?)" if -code == signal.SIGKILL else ""
+        )
+    return f"the measuring child exited with code {code} and no result"
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return ""
+    return f": {lines[-1].strip()[:200]}" if lines else ""
