@@ -16,13 +16,15 @@ from typing import Any
 
 from dlcheck.perf.timing import rates, repeat
 
+MAX_REPS = 100_000  # the time box, not a count, ends a GPU test: throttling takes seconds to show
 MATMUL_N = 8192  # 1.1 TFLOP per GEMM: long enough to saturate any card here, short to time
 COPY_BYTES = 1 << 30  # 1 GiB: far past the largest L2 (72 MB on AD102)
 TRANSFER_BYTES = 256 << 20
 P2P_BYTES = 256 << 20
 CHECK_BLOCK = 64  # rows/cols of the float64 reference block
-# Relative error (max |c - ref| / rms(ref)) allowed per dtype; only gross faults exceed it.
-TOLERANCE = {"fp32": 1e-3, "tf32": 2e-2, "bf16": 2e-2, "fp16": 2e-2, "fp8": 5e-2}
+# Allowed max |c - ref| / max |ref| per dtype: about 5x the output rounding (bf16 keeps 8
+# significant bits: 2^-8 = 0.004; fp16 11 bits), so only gross faults exceed it.
+TOLERANCE = {"fp32": 1e-3, "tf32": 1e-2, "bf16": 2e-2, "fp16": 1e-2, "fp8": 5e-2}
 MIN_CC = {"fp32": (0, 0), "tf32": (8, 0), "bf16": (8, 0), "fp16": (7, 0), "fp8": (8, 9)}
 
 
@@ -37,7 +39,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     if not torch.cuda.is_available():
         return {"devices": [], "p2p": [], "software": software,
                 "error": "torch.cuda.is_available() is False"}  # fmt: skip
-    seconds = float(spec.get("seconds_per_test", 3.0))
+    seconds = float(spec.get("seconds_per_test", 2.5))
     wanted = spec.get("uuids")  # NVML UUIDs to test; None = every visible device
     devices = []
     for ordinal in range(torch.cuda.device_count()):
@@ -158,8 +160,16 @@ def _matmul_size(torch, device, element_bytes: int) -> int:
 
 
 def _matmul(torch, device, dtype: str, seconds: float):
+    """TF32 only for the tf32 test: FP32 is measured on the CUDA cores, as datasheets count it."""
+    tf32 = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = dtype == "tf32"
-    torch.backends.cudnn.allow_tf32 = dtype == "tf32"
+    try:
+        return _timed_matmul(torch, device, dtype, seconds)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+
+
+def _timed_matmul(torch, device, dtype: str, seconds: float):
     store = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16,
              "fp16": torch.float16, "fp8": torch.bfloat16}[dtype]  # fmt: skip
     n = _matmul_size(torch, device, 4 if store == torch.float32 else 2)
@@ -185,8 +195,7 @@ def _matmul(torch, device, dtype: str, seconds: float):
         c = step()
     torch.cuda.synchronize(device)
     error = _relative_error(torch, c, ref_a, ref_b)
-    durations = repeat(_event_timer(torch, step), seconds)
-    torch.backends.cuda.matmul.allow_tf32 = False
+    durations = repeat(_event_timer(torch, step), seconds, max_reps=MAX_REPS)
     detail = {"n": n, "dtype": dtype, "relative_error": error,
               "correct": error <= TOLERANCE[dtype]}  # fmt: skip
     return rates(durations, 2 * n**3 / 1e12), detail
@@ -196,7 +205,7 @@ def _relative_error(torch, c, a, b) -> float:
     k = CHECK_BLOCK
     ref = a[:k] @ b[:, :k]
     diff = (c[:k, :k].to(torch.float64) - ref).abs().max().item()
-    scale = ref.pow(2).mean().sqrt().item() or 1.0
+    scale = ref.abs().max().item() or 1.0
     value = diff / scale
     return value if value == value else float("inf")  # NaN in the output: as wrong as it gets
 
@@ -211,7 +220,7 @@ def _copy(torch, device, seconds: float):
     src = torch.ones(elements, device=device)
     dst = torch.empty_like(src)
     dst.copy_(src)
-    durations = repeat(_event_timer(torch, lambda: dst.copy_(src)), seconds)
+    durations = repeat(_event_timer(torch, lambda: dst.copy_(src)), seconds, max_reps=MAX_REPS)
     return rates(durations, 2 * src.numel() * 4 / 1e9), {"bytes": src.numel() * 4}
 
 
@@ -225,7 +234,7 @@ def _triad(torch, device, seconds: float):
         torch.add(b, c, alpha=3.0, out=a)
 
     step()
-    durations = repeat(_event_timer(torch, step), seconds)
+    durations = repeat(_event_timer(torch, step), seconds, max_reps=MAX_REPS)
     return rates(durations, 3 * elements * 4 / 1e9), {"bytes": elements * 4}
 
 
@@ -245,7 +254,7 @@ def _transfer(torch, device, direction: str, pinned: bool, seconds: float):
 
     step()
     timer = _event_timer(torch, step) if pinned else _synced_timer(torch, step, device)
-    durations = repeat(timer, seconds)
+    durations = repeat(timer, seconds, max_reps=MAX_REPS)
     return rates(durations, TRANSFER_BYTES / 1e9), {"bytes": TRANSFER_BYTES, "pinned": pinned}
 
 
@@ -274,4 +283,4 @@ def _peer_copy(torch, i: int, j: int, seconds: float):
     dst = torch.empty(P2P_BYTES // 4, device=f"cuda:{j}")
     dst.copy_(src)
     timer = _synced_timer(torch, lambda: dst.copy_(src), f"cuda:{i}", f"cuda:{j}")
-    return rates(repeat(timer, seconds), P2P_BYTES / 1e9), {"bytes": P2P_BYTES}
+    return rates(repeat(timer, seconds, max_reps=MAX_REPS), P2P_BYTES / 1e9), {"bytes": P2P_BYTES}

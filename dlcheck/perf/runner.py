@@ -158,7 +158,8 @@ def measure_gpus(options: PerfOptions, software: dict[str, Any], errors: list[st
         f"{_estimate_s(options, len(indices)):.0f} s)...")  # fmt: skip
     spec = {"mode": "gpu", "seconds_per_test": options.seconds_per_test, "p2p": options.p2p,
             "uuids": [g["uuid"] for g in usable if g["uuid"]] or None}  # fmt: skip
-    result, problem, pid = run_child(spec, options.timeout_s, on_start=telemetry.start)
+    timeout = options.timeout_s or 3 * _estimate_s(options, len(indices)) + 60
+    result, problem, pid = run_child(spec, timeout, on_start=telemetry.start)
     telemetry.stop()
     if telemetry.error:
         errors.append(telemetry.error)
@@ -187,8 +188,10 @@ def measure_gpus(options: PerfOptions, software: dict[str, Any], errors: list[st
 
 
 def _estimate_s(options: PerfOptions, count: int) -> float:
-    per_gpu = 11 * options.seconds_per_test + 8  # 11 timed tests, warm-ups and allocation
-    return 10 + count * per_gpu
+    """Expected GPU child time: start-up, 11 timed tests per GPU, 1 s per peer pair."""
+    per_gpu = 11 * options.seconds_per_test + 8  # + warm-ups and allocation
+    pairs = count * (count - 1) // 2 if options.p2p else 0
+    return 10 + count * per_gpu + pairs * min(options.seconds_per_test, 1.0)
 
 
 def _unmeasured(g: dict[str, Any], why: str, record: dict[str, Any]) -> GpuPerf:

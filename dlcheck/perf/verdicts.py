@@ -361,12 +361,15 @@ def gpu_message(g: GpuPerf) -> str:
     return f"{shortfall}; NVML shows no cause (clocks, power, link and temperature look normal)"
 
 
+HEADLINE = ("matmul_bf16", "matmul_fp16", "matmul_tf32", "matmul_fp32")  # training dtypes first
+
+
 def _headline(tests: list[TestResult]) -> str:
-    math = [t for t in tests if t.kind == "matmul" and t.measured and t.status == Status.PASS]
-    memory = next((t for t in tests if t.name == "memory_copy" and t.measured), None)
+    by_name = {t.name: t for t in tests if t.measured}
+    top = next((by_name[n] for n in HEADLINE if n in by_name), None)
+    memory = by_name.get("memory_copy")
     parts = []
-    if math:
-        top = max(math, key=lambda t: t.measured)
+    if top:
         parts.append(f"{top.name.removeprefix('matmul_')} {_fmt(top.measured)} TFLOP/s")
     if memory:
         parts.append(f"memory {_fmt(memory.measured)} GB/s")
