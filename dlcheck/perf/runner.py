@@ -28,6 +28,7 @@ from dlcheck.perf.telemetry import Telemetry
 
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder holding `dlcheck/`
 Progress = Callable[[str], None]
+THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def run(options: PerfOptions, progress: Progress | None = None) -> PerfResult:
@@ -88,8 +89,11 @@ def measure_cpu(options: PerfOptions, software: dict[str, Any]) -> CpuPerf:
     before = _cpu_times()
     result, problem, _ = run_child(spec, options.cpu_timeout_s, cpu_only=True)
     load = _load_during(before, _cpu_times())
-    load.update(quota_cpus=facts.quota_cpus, governor=facts.governor,
-                omp_num_threads=os.environ.get("OMP_NUM_THREADS"))  # fmt: skip
+    load.update(
+        quota_cpus=facts.quota_cpus,
+        governor=facts.governor,
+        thread_env={k: os.environ.get(k) for k in THREAD_ENV if os.environ.get(k)},
+    )
     if problem:
         result = {"error": problem}
     software.update({k: v for k, v in (result.get("software") or {}).items() if v is not None})
@@ -141,6 +145,10 @@ def measure_gpus(options: PerfOptions, software: dict[str, Any], errors: list[st
 
     data = gpu_records.collect(show_ids=True)
     nvml_state = {"error": data["nvml"]["error"], "detail": data["nvml"]["detail"]}
+    known = {g["index"] for g in data["gpus"]}
+    for index in sorted(set(options.devices or ()) - known):
+        seen = f"0-{max(known)}" if known else "none"
+        errors.append(f"no GPU with NVML index {index} (NVML sees: {seen})")
     usable = [g for g in data["gpus"] if not g["error"]]
     lost = [GpuPerf(index=g["index"], name=g["name"], uuid=None, pci_device_id=None, sku=None,
                     status=Status.FAIL, error=f"NVML: {g['error']}", message=f"NVML: {g['error']}")
@@ -159,8 +167,10 @@ def measure_gpus(options: PerfOptions, software: dict[str, Any], errors: list[st
     spec = {"mode": "gpu", "seconds_per_test": options.seconds_per_test, "p2p": options.p2p,
             "uuids": [g["uuid"] for g in usable if g["uuid"]] or None}  # fmt: skip
     timeout = options.timeout_s or 3 * _estimate_s(options, len(indices)) + 60
-    result, problem, pid = run_child(spec, timeout, on_start=telemetry.start)
-    telemetry.stop()
+    try:
+        result, problem, pid = run_child(spec, timeout, on_start=telemetry.start)
+    finally:
+        telemetry.stop()
     if telemetry.error:
         errors.append(telemetry.error)
     if problem:

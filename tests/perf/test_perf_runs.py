@@ -57,10 +57,11 @@ def test_gpu_nvml_sees_but_torch_cannot_use_is_a_fail_with_a_fix(fake_nvml):
     assert "dlcheck check" in g.error  # where the fix is explained
 
 
-def test_unknown_device_index_tests_nothing(fake_nvml):
+def test_unknown_device_index_is_named_and_tests_nothing(fake_nvml):
     fake_nvml("healthy_single")
     result = runner.run(PerfOptions(cpu=False, devices=(5,)))
     assert result.gpus == [] and result.status == Status.PASS
+    assert result.errors == ["no GPU with NVML index 5 (NVML sees: 0-0)"]
 
 
 def test_a_child_that_hangs_is_killed_and_reported(monkeypatch, tmp_path):

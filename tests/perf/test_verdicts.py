@@ -173,3 +173,64 @@ def test_sampling_stops_cleanly_when_the_gpu_is_lost(fake_nvml):
     assert not tel.sample_once()
     assert "NVML sampling stopped" in tel.error
     assert len(tel.to_dict()["samples"]["0"]) == 1  # what was read before stays
+
+
+# --- the CPU -----------------------------------------------------------------------------
+
+
+def cpu_record(**changes):
+    from dlcheck.perf.records import CpuPerf
+
+    base = dict(model="AMD EPYC", cores=2, threads=2, frequency_mhz=2596.0,
+                frequency_source="cpu MHz", vector_isa="avx512f", flops_per_cycle_fp32=32,
+                peak_gflops_fp32=166.1, peak_gflops_fp64=83.1)  # fmt: skip
+    return CpuPerf(**{**base, **changes})
+
+
+CHILD = {
+    "tests": [
+        {"name": "gemm_fp32_numpy", "kind": "gemm", "unit": "GFLOP/s", "median": 58.0,
+         "low": 40.0, "high": 70.0, "repeats": 9, "detail": {"n": 2048}},
+        {"name": "gemm_fp64_numpy", "kind": "gemm", "unit": "GFLOP/s", "median": 101.0,
+         "low": 90.0, "high": 104.0, "repeats": 9, "detail": {"n": 2048}},
+        {"name": "memory_copy_numpy", "kind": "memory", "unit": "GB/s", "median": 27.0,
+         "low": 20.0, "high": 28.0, "repeats": 50, "detail": {}},
+    ],
+    "software": {"numpy": "2.4.6", "numpy_blas": "scipy-openblas 0.3.31", "torch": None},
+}  # fmt: skip
+
+
+def test_cpu_busy_machine_warns_and_says_why():
+    load = {"others_share": 0.62, "steal_share": 0.08, "loadavg_1m": 2.4912, "thread_env": {}}
+    cpu = verdicts.judge_cpu(cpu_record(), CHILD, load)
+    tests = {t.name: t for t in cpu.tests}
+    assert tests["gemm_fp32_numpy"].status == Status.WARN  # 58/166 = 35%: never FAIL on a CPU
+    assert tests["gemm_fp64_numpy"].status == Status.PASS
+    assert "above it" in tests["gemm_fp64_numpy"].message  # 101 > 83: the clock read is low
+    assert tests["memory_copy_numpy"].status == Status.INFO
+    assert [c.code for c in cpu.causes] == ["cpu_busy", "cpu_steal"]
+    assert all(c.status == Status.WARN for c in cpu.causes)
+    assert "62%" in cpu.causes[0].message and "2.49" in cpu.causes[0].message
+    assert cpu.status == Status.WARN and "35% of the computed 166" in cpu.message
+
+
+def test_cpu_configuration_causes():
+    load = {
+        "others_share": 0.0,
+        "steal_share": 0.0,
+        "loadavg_1m": 0.1,
+        "governor": "powersave",
+        "quota_cpus": 1.0,
+        "thread_env": {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "8"},
+    }
+    child = {**CHILD, "software": {**CHILD["software"], "numpy_blas": "blas 3.11"}}
+    cpu = verdicts.judge_cpu(cpu_record(), child, load)
+    codes = {c.code: c for c in cpu.causes}
+    assert set(codes) == {"cpu_quota", "cpu_governor", "cpu_threads", "reference_blas"}
+    assert codes["cpu_threads"].evidence["thread_env"] == {"OMP_NUM_THREADS": "1"}
+    assert codes["cpu_governor"].fix == "sudo cpupower frequency-set -g performance"
+
+
+def test_cpu_child_error_is_reported_not_raised():
+    cpu = verdicts.judge_cpu(cpu_record(), {"error": "MemoryError: "}, {})
+    assert cpu.status == Status.WARN and cpu.error == "MemoryError: " and cpu.tests == []
