@@ -1,21 +1,29 @@
-"""The `dlcheck` command group.
+"""The `dlcheck` command group, and `main()`: the one place that renders, exits and cleans up.
 
-Subcommands live in their own modules and are imported only when named, so
-`dlcheck gpu` never pays for what `dlcheck bench` imports. A bare `dlcheck`
-(or `dlcheck --json -v`) runs `dlcheck check`.
+Every subcommand's callback returns an Invocation (its Report and how to show it); `main()`
+renders it (human or --json), exits with the report's code, and catches everything else:
+a bug is one line and exit 4 (--debug for the traceback), a closed stdout is quiet, Ctrl-C
+exits 130 and SIGTERM 143, after every child process and temp folder is gone.
+
+Subcommands live in their own modules and are imported only when named, so `dlcheck gpu`
+never pays for what `dlcheck bench` imports. A bare `dlcheck` (or `dlcheck --json -v`) runs
+`dlcheck check`.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+import signal
 import sys
+import traceback
 
 import click
 
 from dlcheck import __version__
 from dlcheck.models import ExitCode
 
-# name -> "module:attribute" of a click.Command; each module owns its command.
+# name -> ("module:attribute" of a click.Command, one line of help); each module owns its command.
 SUBCOMMANDS = {
     "check": (
         "dlcheck.commands.check:check",
@@ -26,7 +34,7 @@ SUBCOMMANDS = {
         "Per-GPU inventory from NVML, named as nvidia-smi --query-gpu names it.",
     ),
     "bench": (
-        "dlcheck.bench.command:bench",
+        "dlcheck.commands.bench:bench",
         "IMDB network (Chollet ch. 3) as a timed CPU-vs-GPU benchmark.",
     ),
     "fleet": (
@@ -41,6 +49,10 @@ SUBCOMMANDS = {
 DEFAULT_COMMAND = "check"
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that every `finally` runs (like KeyboardInterrupt)."""
+
+
 class LazyGroup(click.Group):
     def list_commands(self, ctx):
         return list(SUBCOMMANDS)
@@ -50,14 +62,7 @@ class LazyGroup(click.Group):
         if entry is None:
             return None
         module_name, attribute = entry[0].split(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            # Only our own missing module means "not built"; a missing dependency must surface.
-            if error.name != module_name:
-                raise
-            return None
-        return getattr(module, attribute)
+        return getattr(importlib.import_module(module_name), attribute)
 
     def format_commands(self, ctx, formatter):
         rows = [(name, help_text) for name, (_, help_text) in SUBCOMMANDS.items()]
@@ -65,10 +70,15 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
     def parse_args(self, ctx, args):
-        # `dlcheck`, `dlcheck --json`, `dlcheck -v` all mean `dlcheck check ...`.
-        if not args or (args[0].startswith("-") and args[0] not in ("--help", "-h", "--version")):
+        # `dlcheck`, `dlcheck --json`, `dlcheck -v` all mean `dlcheck check ...`. Not while the
+        # shell asks for completions: there, an empty command line must offer the subcommands.
+        default = not args or (args[0].startswith("-") and args[0] not in GROUP_FLAGS)
+        if default and not ctx.resilient_parsing:
             args = [DEFAULT_COMMAND, *args]
         return super().parse_args(ctx, args)
+
+
+GROUP_FLAGS = ("--help", "-h", "--version")
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -78,21 +88,143 @@ def cli():
 
     \b
     Exit codes (all subcommands):
-      0  ready            1  a check failed
-      2  usage error      3  no usable NVIDIA GPU (CPU-only)
-      4  internal error (a bug in dlcheck; please report it)
+      0  ready                1  a check failed
+      2  usage error          3  no usable NVIDIA GPU (CPU-only)
+      4  internal error (a bug in dlcheck; --debug shows the traceback)
+      130 interrupted (Ctrl-C)  143 terminated (SIGTERM)
+
+    \b
+    Shell completion (bash; zsh and fish likewise):
+      eval "$(_DLCHECK_COMPLETE=bash_source dlcheck)"   # add to ~/.bashrc
     """
 
 
 def main() -> None:
+    """The console script: run, then leave, without waiting for a thread stuck in NVML."""
+    from dlcheck import nvml
+
+    code = run(sys.argv[1:])
+    if nvml.stuck():
+        _flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+def run(args: list[str]) -> int:
+    """Everything but leaving the process: parse, build, render, clean up; the exit code."""
+    debug = "--debug" in args or bool(os.environ.get("DLCHECK_DEBUG"))
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    code = ExitCode.INTERNAL
     try:
-        code = cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
-        sys.exit(ExitCode.NOT_READY)
-    except click.ClickException as error:
-        error.show()
-        sys.exit(ExitCode.USAGE if isinstance(error, click.UsageError) else error.exit_code)
+        code = _run(args, debug)
+    finally:
+        _cleanup()
+        signal.signal(signal.SIGTERM, previous)
+    return int(code)
+
+
+def _run(args: list[str], debug: bool) -> int:
+    from dlcheck.children import ChildError
+    from dlcheck.commands.common import Invocation
+
+    invocation = None
+    try:
+        outcome = cli.main(args, prog_name="dlcheck", standalone_mode=False)
+        if not isinstance(outcome, Invocation):  # --help, --version, completion
+            return outcome if isinstance(outcome, int) else ExitCode.READY
+        invocation = outcome
+        _render(invocation)
+        return invocation.report.exit_code
     except click.exceptions.Exit as error:
-        sys.exit(error.exit_code)
-    sys.exit(code if isinstance(code, int) else ExitCode.READY)
+        return error.exit_code
+    except click.exceptions.Abort:  # click's own prompt interrupted
+        _say("dlcheck: interrupted")
+        return ExitCode.INTERRUPTED
+    except click.ClickException as error:
+        _show_click_error(error)
+        return ExitCode.USAGE if isinstance(error, click.UsageError) else error.exit_code
+    except ChildError as error:  # no temp folder, no interpreter: the machine, not dlcheck
+        _say(f"dlcheck: {error}")
+        return ExitCode.NOT_READY
+    except BrokenPipeError:  # `dlcheck gpu --json | head -1`: the reader left; say nothing
+        _silence_stdout()
+        return invocation.report.exit_code if invocation else ExitCode.READY
+    except KeyboardInterrupt:
+        _say("dlcheck: interrupted (Ctrl-C); stopped every child process")
+        return ExitCode.INTERRUPTED
+    except Terminated:
+        _say("dlcheck: terminated (SIGTERM); stopped every child process")
+        return ExitCode.TERMINATED
+    except Exception as error:  # a bug in dlcheck: one line, unless --debug asks for more
+        if debug:
+            _say(traceback.format_exc().rstrip())
+        message = " ".join(str(error).split()) or "no detail"
+        _say(
+            f"dlcheck: internal error: {type(error).__name__}: {message[:300]} "
+            "(rerun with --debug for the traceback; please report it)"
+        )
+        return ExitCode.INTERNAL
+
+
+def _render(invocation) -> None:
+    from dlcheck.render import Output
+
+    report = invocation.report
+    if invocation.as_json:
+        sys.stdout.write(report.to_json() + "\n")
+    else:
+        module_name, function = invocation.renderer.split(":")
+        render = getattr(importlib.import_module(module_name), function)
+        render(report, Output.for_stream(sys.stdout), **(invocation.view or {}))
+    sys.stdout.flush()
+
+
+def _cleanup() -> None:
+    """Every child and temp folder gone, with Ctrl-C and SIGTERM held off meanwhile, so a second
+    Ctrl-C cannot cut the cleanup short."""
+    from dlcheck import children
+
+    held = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        children.cleanup()
+        _flush()
+    finally:
+        for sig, handler in held.items():
+            signal.signal(sig, handler)
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            if stream is sys.stdout:
+                _silence_stdout()
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def _show_click_error(error: click.ClickException) -> None:
+    try:
+        error.show()
+    except OSError:  # stderr closed too: the exit code still tells
+        pass
+
+
+def _say(message: str) -> None:
+    """One line on stderr; a closed stderr must not turn into a traceback."""
+    try:
+        print(message, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+def _silence_stdout() -> None:
+    # Python flushes stdout at exit; point it at /dev/null so that flush cannot fail again.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

@@ -2,67 +2,82 @@
 
 Units: memory MiB, temperature C, power W, clocks MHz. A value NVML cannot give
 (NotSupported, an older driver) is None. A GPU that fails as a whole (lost,
-no permission) still gets a record, with `error` set, so the others stay usable.
+no permission) still gets a record, with `error` set, so the others stay usable. An NVML call
+that hangs ends the collection with `nvml.error = "not_responding"` and what was read so far.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from dlcheck import compat, nvml
+from dlcheck.text import clean
 
 MIB = 1024 * 1024
 
-# Every record has exactly these keys, in this order (the human view follows it).
-FIELDS = (
-    "index",
-    "name",
-    "uuid",
-    "serial",
-    "pci.bus_id",
-    "compute_cap",
-    "architecture",
-    "memory.total",
-    "memory.used",
-    "memory.free",
-    "temperature.gpu",
-    "temperature.gpu.slowdown",
-    "power.draw",
-    "enforced.power.limit",
-    "power.default_limit",
-    "pstate",
-    "clocks.current.sm",
-    "clocks.max.sm",
-    "clocks.current.memory",
-    "clocks.max.memory",
-    "pcie.link.gen.current",
-    "pcie.link.gen.max",
-    "pcie.link.gen.gpumax",
-    "pcie.link.gen.hostmax",
-    "pcie.link.width.current",
-    "pcie.link.width.max",
-    "persistence_mode",
-    "mig.mode.current",
-    "mig.mode.pending",
-    "ecc.mode.current",
-    "ecc.mode.pending",
-    "ecc.errors.uncorrected.volatile.total",
-    "ecc.errors.uncorrected.aggregate.total",
-    "retired_pages.sbe",
-    "retired_pages.dbe",
-    "retired_pages.pending",
-    "remapped_rows.correctable",
-    "remapped_rows.uncorrectable",
-    "remapped_rows.pending",
-    "remapped_rows.failure",
-    "clocks_event_reasons.active",
-    "clocks_event_reasons.decoded",
-    "fabric.state",
-    "fabric.status",
-    "processes",
-    "error",
+
+class GpuProcess(TypedDict):
+    pid: int
+    process_name: str | None
+    used_memory: int | None  # MiB
+
+
+# One GPU, typed once, in nvidia-smi's names (gpustat's habit): FIELDS is its key order.
+GpuRecord = TypedDict(
+    "GpuRecord",
+    {
+        "index": int,
+        "name": "str | None",
+        "uuid": "str | None",
+        "serial": "str | None",
+        "pci.bus_id": "str | None",
+        "compute_cap": "str | None",
+        "architecture": "str | None",
+        "memory.total": "int | None",
+        "memory.used": "int | None",
+        "memory.free": "int | None",
+        "temperature.gpu": "int | None",
+        "temperature.gpu.slowdown": "int | None",
+        "power.draw": "float | None",
+        "enforced.power.limit": "float | None",
+        "power.default_limit": "float | None",
+        "pstate": "str | None",
+        "clocks.current.sm": "int | None",
+        "clocks.max.sm": "int | None",
+        "clocks.current.memory": "int | None",
+        "clocks.max.memory": "int | None",
+        "pcie.link.gen.current": "int | None",
+        "pcie.link.gen.max": "int | None",
+        "pcie.link.gen.gpumax": "int | None",
+        "pcie.link.gen.hostmax": "int | None",
+        "pcie.link.width.current": "int | None",
+        "pcie.link.width.max": "int | None",
+        "persistence_mode": "str | None",
+        "mig.mode.current": "str | None",
+        "mig.mode.pending": "str | None",
+        "ecc.mode.current": "str | None",
+        "ecc.mode.pending": "str | None",
+        "ecc.errors.uncorrected.volatile.total": "int | None",
+        "ecc.errors.uncorrected.aggregate.total": "int | None",
+        "retired_pages.sbe": "int | None",
+        "retired_pages.dbe": "int | None",
+        "retired_pages.pending": "bool | None",
+        "remapped_rows.correctable": "int | None",
+        "remapped_rows.uncorrectable": "int | None",
+        "remapped_rows.pending": "bool | None",
+        "remapped_rows.failure": "bool | None",
+        "clocks_event_reasons.active": "str | None",
+        "clocks_event_reasons.decoded": "list[str] | None",
+        "fabric.state": "str | None",
+        "fabric.status": "str | None",
+        "processes": "list[GpuProcess] | None",
+        "error": "str | None",
+    },
 )
+FIELDS = tuple(GpuRecord.__annotations__)  # every record has exactly these keys, in order
+
 
 # nvmlClocksEventReason* bits -> the words nvidia-smi uses for clocks_throttle_reasons.*
 CLOCKS_EVENT_REASONS = {
@@ -76,6 +91,42 @@ CLOCKS_EVENT_REASONS = {
     0x80: "hw_power_brake_slowdown",
     0x100: "display_clock_setting",
 }
+
+
+@dataclass
+class DriverInfo:
+    version: str | None = None
+    nvml_version: str | None = None
+    cuda_driver_version: str | None = None
+
+
+@dataclass
+class NvmlState:
+    error: str | None = None  # NvmlUnavailable.reason, device_count_failed, or None
+    detail: str | None = None
+    missing_functions: list[str] = field(default_factory=list)
+
+
+@dataclass
+class GpuInventory:
+    """What NVML says about the driver and every GPU (`dlcheck gpu --json` data)."""
+
+    driver: DriverInfo = field(default_factory=DriverInfo)
+    gpus: list[GpuRecord] = field(default_factory=list)
+    nvml: NvmlState = field(default_factory=NvmlState)
+
+    @property
+    def usable(self) -> list[GpuRecord]:
+        return [g for g in self.gpus if not g["error"]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "driver": vars(self.driver),
+            "gpus": self.gpus,
+            "nvml": vars(self.nvml),
+        }
+
+
 FABRIC_STATES = {0: "Not Supported", 1: "Not Started", 2: "In Progress", 3: "Completed"}
 
 # NVML constants, fixed by the NVML ABI (nvml.h); spelled here so tests need no pynvml.
@@ -108,30 +159,34 @@ def mask_id(value: str | None) -> str | None:
     return f"{prefix}-{hidden}" if prefix else hidden
 
 
-def collect(show_ids: bool = False) -> dict[str, Any]:
-    """{"driver": {...}, "gpus": [...], "nvml": {"error", "detail", "missing_functions"}}."""
-    driver = {"version": None, "nvml_version": None, "cuda_driver_version": None}
-    status = {"error": None, "detail": None, "missing_functions": []}
+def collect(show_ids: bool = False) -> GpuInventory:
+    """The driver and every GPU; never raises for an NVML problem (it lands in `.nvml`)."""
+    inventory = GpuInventory()
     try:
         nvml.library()
-    except nvml.NvmlUnavailable as error:
-        status.update(error=error.reason, detail=error.detail)
-        return {"driver": driver, "gpus": [], "nvml": status}
-    driver["version"] = _text(_safe("nvmlSystemGetDriverVersion"))
-    driver["nvml_version"] = _text(_safe("nvmlSystemGetNVMLVersion"))
+        _fill_driver(inventory.driver)
+        count = _safe("nvmlDeviceGetCount")
+        if count is None:  # the device count itself failed: the library works, the GPUs do not
+            inventory.nvml.error, inventory.nvml.detail = (
+                "device_count_failed", "nvmlDeviceGetCount failed")  # fmt: skip
+            count = 0
+        for index in range(count):
+            inventory.gpus.append(_gpu_record(index, show_ids))
+    except nvml.NvmlUnavailable as error:  # at init, or a call that never returned
+        inventory.nvml.error, inventory.nvml.detail = error.reason, error.detail
+    inventory.nvml.missing_functions = nvml.missing_functions()
+    return inventory
+
+
+def _fill_driver(driver: DriverInfo) -> None:
+    driver.version = _text(_safe("nvmlSystemGetDriverVersion"))
+    driver.nvml_version = _text(_safe("nvmlSystemGetNVMLVersion"))
     cuda = _first(("nvmlSystemGetCudaDriverVersion",), ("nvmlSystemGetCudaDriverVersion_v2",))
-    driver["cuda_driver_version"] = compat.decode_cuda_version(cuda)
-    count = _safe("nvmlDeviceGetCount")
-    if count is None:  # the device count itself failed: the library works, the GPUs do not
-        status.update(error="device_count_failed", detail="nvmlDeviceGetCount failed")
-        count = 0
-    gpus = [_gpu_record(index, show_ids) for index in range(count)]
-    status["missing_functions"] = nvml.missing_functions()
-    return {"driver": driver, "gpus": gpus, "nvml": status}
+    driver.cuda_driver_version = compat.decode_cuda_version(cuda)
 
 
-def _gpu_record(index: int, show_ids: bool) -> dict[str, Any]:
-    record: dict[str, Any] = dict.fromkeys(FIELDS)
+def _gpu_record(index: int, show_ids: bool) -> GpuRecord:
+    record: Any = dict.fromkeys(FIELDS)
     record["index"] = index
     try:
         handle = _get("nvmlDeviceGetHandleByIndex", index)
@@ -145,7 +200,7 @@ def _gpu_record(index: int, show_ids: bool) -> dict[str, Any]:
     return record
 
 
-def _fill(r: dict[str, Any], h) -> None:
+def _fill(r: Any, h) -> None:
     r["name"] = _text(_get("nvmlDeviceGetName", h))
     r["uuid"] = _text(_get("nvmlDeviceGetUUID", h))
     r["serial"] = _text(_get("nvmlDeviceGetSerial", h))
@@ -222,7 +277,7 @@ def _fill(r: dict[str, Any], h) -> None:
     r["processes"] = _processes(h)
 
 
-def _processes(h) -> list[dict[str, Any]] | None:
+def _processes(h) -> list[GpuProcess] | None:
     procs = _first(
         ("nvmlDeviceGetComputeRunningProcesses", h),  # _v3 in current bindings
         ("nvmlDeviceGetComputeRunningProcesses_v2", h),
@@ -245,7 +300,7 @@ def _processes(h) -> list[dict[str, Any]] | None:
 def _process_name(pid: int) -> str | None:
     # NVML returns host PIDs; inside a container /proc may not have them (nvidia-docker#1483).
     try:
-        return Path(f"/proc/{pid}/comm").read_text().strip() or None
+        return clean(Path(f"/proc/{pid}/comm").read_text(errors="replace").strip(), 64) or None
     except OSError:
         return None
 
@@ -255,9 +310,12 @@ def _memory_v2():
 
 
 def _get(function: str, *args) -> Any:
-    """One NVML call: None when unsupported or refused; a lost GPU aborts its record."""
+    """One NVML call: None when unsupported or refused; a lost GPU aborts its record; a hung
+    call (NvmlNotResponding) aborts the whole collection."""
     try:
         return nvml.query(function, *args)
+    except nvml.NvmlUnavailable:
+        raise
     except Exception as error:  # pynvml.NVMLError, without importing pynvml here
         code = nvml.error_code(error)
         if code in ("gpu_lost", "reset_required"):
@@ -268,6 +326,8 @@ def _get(function: str, *args) -> Any:
 def _guard(function, *args) -> Any:
     try:
         return function(*args)
+    except nvml.NvmlUnavailable:
+        raise
     except Exception as error:
         code = nvml.error_code(error)
         if code in ("gpu_lost", "reset_required"):
@@ -283,6 +343,8 @@ def _first(*calls) -> Any:
             continue
         try:
             value = nvml.query(name, *args, **kwargs)
+        except nvml.NvmlUnavailable:
+            raise
         except Exception as error:
             if nvml.error_code(error) in ("gpu_lost", "reset_required"):
                 raise _GpuFailed(nvml.error_code(error)) from None
@@ -295,6 +357,8 @@ def _first(*calls) -> Any:
 def _safe(function: str, *args) -> Any:
     try:
         return nvml.query(function, *args)
+    except nvml.NvmlUnavailable:
+        raise
     except Exception:
         return None
 
@@ -302,7 +366,8 @@ def _safe(function: str, *args) -> Any:
 def _text(value) -> str | None:
     if value is None:
         return None
-    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+    text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+    return clean(text, 256)
 
 
 def _mib(value) -> int | None:

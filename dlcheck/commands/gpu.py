@@ -4,40 +4,33 @@ from __future__ import annotations
 
 import click
 
-from dlcheck.commands.common import guarded
-from dlcheck.models import ExitCode
+from dlcheck.commands.common import apply_nvml_timeout, command, nvml_timeout_option
+from dlcheck.models import ExitCode, Report, Status
 
 
-@click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print the versioned JSON envelope.")
+def build(show_ids: bool = False) -> Report:
+    from dlcheck import gpu as gpu_module
+
+    inventory = gpu_module.collect(show_ids=show_ids)
+    lost = [g for g in inventory.gpus if g["error"]]
+    errors = []
+    if inventory.nvml.error:
+        errors.append(f"nvml: {inventory.nvml.error}: {inventory.nvml.detail}")
+    errors += [f"gpu {g['index']}: {g['error']}" for g in lost]
+    if lost or inventory.nvml.error == "not_responding":
+        return Report("gpu", inventory, ExitCode.NOT_READY, Status.FAIL, tuple(errors))
+    code = ExitCode.READY if inventory.usable else ExitCode.CPU_ONLY
+    return Report("gpu", inventory, code, Status.PASS, tuple(errors))
+
+
+@command("gpu", renderer="dlcheck.render.gpu:render")
 @click.option("--show-ids", is_flag=True, help="Show GPU UUIDs and serials (masked by default).")
-@click.option("--debug", is_flag=True, help="Show a traceback on internal errors.")
-def gpu(as_json: bool, show_ids: bool, debug: bool) -> ExitCode:
+@nvml_timeout_option
+def gpu(show_ids: bool, nvml_timeout: float | None) -> Report:
     """Per-GPU inventory, fields named as `nvidia-smi --query-gpu` names them.
 
-    Exit 0 with GPUs listed, 3 when NVML is unavailable or sees no GPU.
+    Exit 0 with GPUs listed, 3 when NVML is unavailable or sees no GPU, 1 when a GPU is lost
+    or the driver does not respond.
     """
-    return guarded(debug, _run, as_json, show_ids)
-
-
-def _run(as_json: bool, show_ids: bool) -> ExitCode:
-    from dlcheck import gpu as gpu_module
-    from dlcheck import render
-
-    data = gpu_module.collect(show_ids=show_ids)
-    usable = [g for g in data["gpus"] if not g["error"]]
-    lost = len(usable) < len(data["gpus"])
-    status = "FAIL" if lost else ("PASS" if usable else "SKIP")
-    errors = (
-        [f"nvml: {data['nvml']['error']}: {data['nvml']['detail']}"]
-        if data["nvml"]["error"]
-        else []
-    )
-    errors += [f"gpu {g['index']}: {g['error']}" for g in data["gpus"] if g["error"]]
-    if as_json:
-        render.json_out("gpu", status, data, errors)
-    else:
-        render.gpu_view(data)
-    if lost:
-        return ExitCode.NOT_READY
-    return ExitCode.READY if usable else ExitCode.CPU_ONLY
+    apply_nvml_timeout(nvml_timeout)
+    return build(show_ids)

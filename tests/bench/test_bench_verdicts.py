@@ -1,13 +1,21 @@
 """Verdict rules on measured rows (no children needed)."""
 
 from dlcheck.bench import verdicts
+from dlcheck.bench.protocol import Outcome
+from dlcheck.bench.runner import RunRow
 
 
-def _row(impl, device, times, accuracy=0.88, placed="cpu", **extra):
-    row = dict(impl=impl, device=device, epoch_times=times, train_samples=25000,
-               test_accuracy=accuracy, placed_on=placed, error=None)  # fmt: skip
-    row.update(extra)
-    return row
+def _row(impl, device, times, accuracy=0.88, placed="cpu", nvml=None):
+    outcome = Outcome(impl=impl, device=device, epoch_times=times, train_samples=25000,
+                      test_accuracy=accuracy, placed_on=placed)  # fmt: skip
+    return RunRow(impl, device, outcome, None, 1.0, None, nvml)
+
+
+def apply(rows, synthetic, book_config):
+    """The judged rows as the JSON shows them, and the speedups."""
+    judged, speedups = verdicts.judge(rows, synthetic, book_config)
+    rows[:] = [row.to_dict() for row in judged]
+    return speedups
 
 
 GPU_SEEN = {"available": True, "index": 0, "max_utilization_gpu": 35,
@@ -21,7 +29,7 @@ def test_speedup_and_keras_warns_but_never_fails():
         _row("torch", "cpu", [0.4, 0.5]),
         _row("torch", "cuda:0", [0.01, 0.02, 0.012], placed="cuda:0", nvml=GPU_SEEN),
     ]
-    speedups = verdicts.apply(rows, synthetic=False, book_config=True)
+    speedups = apply(rows, synthetic=False, book_config=True)
     assert rows[0]["median_epoch_s"] == 1.1 and rows[0]["samples_per_s"] == 25000 / 1.1
     assert round(speedups["keras"], 3) == round(1.1 / 1.55, 3)
     assert round(speedups["torch"], 1) == round(0.45 / 0.012, 1)
@@ -32,16 +40,16 @@ def test_speedup_and_keras_warns_but_never_fails():
 
 def test_accuracy_bands():
     real = [_row("torch", "cpu", [1.0], accuracy=0.85)]
-    verdicts.apply(real, synthetic=False, book_config=True)
+    apply(real, synthetic=False, book_config=True)
     assert real[0]["verdicts"]["correctness"]["status"] == "FAIL"
     ok = [_row("torch", "cpu", [1.0], accuracy=0.875)]
-    verdicts.apply(ok, synthetic=False, book_config=True)
+    apply(ok, synthetic=False, book_config=True)
     assert ok[0]["verdict"] == "PASS"
     other = [_row("torch", "cpu", [1.0], accuracy=0.75)]  # no band outside the book's config
-    verdicts.apply(other, synthetic=False, book_config=False)
+    apply(other, synthetic=False, book_config=False)
     assert other[0]["verdict"] == "PASS"
     small = [_row("torch", "cpu", [1.0], accuracy=0.5)]  # e.g. --limit 600: nothing to learn
-    verdicts.apply(small, synthetic=True, book_config=False)
+    apply(small, synthetic=True, book_config=False)
     assert small[0]["verdict"] == "WARN"
 
 
@@ -52,14 +60,14 @@ def test_gpu_run_must_really_use_the_gpu():
         _row("torch", "cuda:0", [0.1], placed="cuda:0", nvml=idle),
         _row("torch", "cuda:0", [0.1], placed="cuda:0", nvml={"available": False, "reason": "x"}),
     ]
-    verdicts.apply(rows, synthetic=True, book_config=True)
+    apply(rows, synthetic=True, book_config=True)
     assert [r["verdicts"]["device_used"]["status"] for r in rows] == ["FAIL", "FAIL", "WARN"]
 
 
 def test_native_gpu_slower_than_cpu_is_a_warning():
     rows = [_row("torch", "cpu", [0.1]),
             _row("torch", "cuda:0", [0.2], placed="cuda:0", nvml=GPU_SEEN)]  # fmt: skip
-    verdicts.apply(rows, synthetic=True, book_config=True)
+    apply(rows, synthetic=True, book_config=True)
     assert rows[1]["verdict"] == "WARN"
     assert "expected >= 2x" in rows[1]["verdicts"]["performance"]["message"]
 

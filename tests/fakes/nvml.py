@@ -5,6 +5,8 @@ nvidia-smi units), plus fault knobs:
   init_error        "NVML_ERROR_LIBRARY_NOT_FOUND" | ... : nvmlInit raises it
   device_errors     {index: {function name or "*": "NVML_ERROR_..."}}
   missing_functions [function names]: they raise FunctionNotFound (an older driver)
+  hang              function name (or "*" for every call): that call blocks until
+                    FakePynvml.release() (a wedged driver after an Xid)
 So a real capture from a GPU machine replays as a scenario unchanged.
 The fake encodes records back into raw NVML units (bytes, mW, ints, tuples), so the
 decoding in dlcheck/gpu.py is really exercised. Errors are the real pynvml classes.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -39,6 +42,7 @@ class FakePynvml:
     def __init__(self, scenario: dict[str, Any]):
         self.scenario = scenario
         self.calls: list[str] = []
+        self._unblock = threading.Event()
         for name in dir(_real):
             if name.startswith("NVML_ERROR_") or name == "NVML_SUCCESS":
                 setattr(self, name, getattr(_real, name))
@@ -47,8 +51,14 @@ class FakePynvml:
     def _raise(self, constant: str):
         raise _real.NVMLError(getattr(_real, constant))
 
+    def release(self):
+        """Let a hung call return (tests end; the worker thread must not stay blocked)."""
+        self._unblock.set()
+
     def _check(self, function: str, index: int | None = None):
         self.calls.append(function)
+        if self.scenario.get("hang") in (function, "*"):
+            self._unblock.wait()
         if function in self.scenario.get("missing_functions", []):
             self._raise("NVML_ERROR_FUNCTION_NOT_FOUND")
         if index is not None:
@@ -70,7 +80,7 @@ class FakePynvml:
 
     # --- system --------------------------------------------------------------------
     def nvmlInit(self):
-        self.calls.append("nvmlInit")
+        self._check("nvmlInit")
         if self.scenario.get("init_error"):
             self._raise(self.scenario["init_error"])
 
@@ -441,6 +451,8 @@ SCENARIOS = {
     ),  # fmt: skip
     "persistence_off": lambda: _with({"persistence_mode": "Disabled"}),
     "mig": lambda: _with({"mig.mode.current": "Enabled", "mig.mode.pending": "Enabled"}),
+    "hung_driver": lambda: _with({}, hang="nvmlDeviceGetTemperature"),
+    "hung_at_init": lambda: _with({}, hang="nvmlInit"),
     "fabric_manager_down": lambda: _many(
         8, **{"fabric.state": "Not Started", "fabric.status": "NVML error 10"}
     ),

@@ -1,10 +1,13 @@
 """Each fault scenario -> the right check status, code and fix (facts from the real collectors)."""
 
+import dataclasses
+
 import pytest
 
-from dlcheck import checks, frameworks, gpu, system
+from dlcheck import checks
 from dlcheck.models import ExitCode, Status
 from tests.fakes import probes
+from tests.fakes.facts import make_facts
 from tests.fakes.host import gpu_host, make_roots
 
 pytest_plugins = ["tests.fakes.fixtures"]  # fake_nvml, clean_env
@@ -13,18 +16,7 @@ pytestmark = pytest.mark.usefixtures("clean_env")
 
 def facts_for(fake_nvml, tmp_path, nvml_scenario, roots=None, fw=None):
     fake_nvml(nvml_scenario)
-    facts = system.collect(roots or gpu_host(tmp_path))
-    facts["gpu"] = gpu.collect()
-    if fw is None:
-        facts["frameworks"] = None
-    else:
-        facts["frameworks"] = {}
-        for name, doc in fw.items():
-            record = frameworks.empty(name)
-            record.update(doc)
-            record["probe"] = {"status": "ok", "seconds": 0.1, "stderr_tail": None}
-            facts["frameworks"][name] = record
-    return facts
+    return make_facts(roots or gpu_host(tmp_path), fw)
 
 
 def run(facts, cpu_ok=False, strict=False):
@@ -123,7 +115,7 @@ def test_one_gpu_lost_while_the_other_works(fake_nvml, tmp_path):
     assert (
         found["gpu_lost"].evidence["index"] == 1 and "1 other(s) work" in found["gpu_lost"].message
     )
-    assert verdict == "not_ready" and len(checks.usable_gpus(facts)) == 1
+    assert verdict == "not_ready" and len(facts.usable_gpus) == 1
 
 
 def test_consumer_card_not_supported_fields_do_not_fail(fake_nvml, tmp_path):
@@ -197,8 +189,16 @@ def test_framework_sees_no_gpu_because_of_cuda_visible_devices(fake_nvml, tmp_pa
 
 def test_framework_sees_no_gpu_in_a_container(fake_nvml, tmp_path):
     fw = {"tensorflow": probes.tensorflow_gpu(gpu_count=0)}
-    found, _, _ = run(facts_for(fake_nvml, tmp_path, "healthy_single", fw=fw))
+    roots = gpu_host(tmp_path, container_env="docker")
+    found, _, _ = run(facts_for(fake_nvml, tmp_path, "healthy_single", roots=roots, fw=fw))
     assert "--gpus all" in found["tensorflow_no_gpu"].fix
+
+
+def test_framework_sees_no_gpu_outside_a_container_is_not_told_about_docker(fake_nvml, tmp_path):
+    fw = {"tensorflow": probes.tensorflow_gpu(gpu_count=0)}
+    found, _, _ = run(facts_for(fake_nvml, tmp_path, "healthy_single", fw=fw))
+    assert "--gpus" not in found["tensorflow_no_gpu"].fix
+    assert "import tensorflow" in found["tensorflow_no_gpu"].fix
 
 
 def test_cudnn_loaded_differs_and_system_copy_shadows(fake_nvml, tmp_path, monkeypatch):
@@ -264,9 +264,14 @@ def test_device_nodes_fewer_than_gpus(fake_nvml, tmp_path):
 
 def test_too_little_ram_and_disk(fake_nvml, tmp_path):
     facts = facts_for(fake_nvml, tmp_path, "healthy_single")
-    facts["system"]["memory"] = {"total_mib": 1500, "available_mib": 900}
-    facts["system"]["disk"]["dataset_cache"]["free_mib"] = 100
-    found, verdict, _ = run(facts)
+    system = facts.system
+    cache = dataclasses.replace(system.disk.dataset_cache, free_mib=100)
+    system = dataclasses.replace(
+        system,
+        memory=dataclasses.replace(system.memory, total_mib=1500, available_mib=900),
+        disk=dataclasses.replace(system.disk, dataset_cache=cache),
+    )
+    found, verdict, _ = run(dataclasses.replace(facts, system=system))
     assert found["ram_for_benchmark"].status is Status.FAIL
     assert (
         found["disk_dataset_cache"].status is Status.FAIL

@@ -1,23 +1,15 @@
-"""The fleet table: one row per host, problems listed under it. Writes to stdout only."""
+"""The human view of `dlcheck fleet`: one row per host, problems listed under it."""
 
 from __future__ import annotations
 
-import sys
-
 from rich import box
-from rich.console import Console
 from rich.table import Table
 
 from dlcheck.fleet import CPU_ONLY, READY, HostRow
+from dlcheck.models import Report
+from dlcheck.render import Output, escape
 
 _STYLE = {READY: "green", CPU_ONLY: "yellow"}
-
-
-def _console() -> Console:
-    # Pipes and files get plain text wide enough not to wrap; rich honours NO_COLOR.
-    if sys.stdout.isatty():
-        return Console()
-    return Console(width=160, no_color=True, highlight=False)
 
 
 def _speedup(row: HostRow) -> str:
@@ -43,7 +35,8 @@ def _smoke(row: HostRow) -> str:
     return f"{row.smoke['passed']}/{broken}/{row.smoke['skipped']}"
 
 
-def render_table(rows: list[HostRow], counts: dict[str, int]) -> None:
+def render(report: Report, out: Output) -> None:
+    rows, counts = report.data.rows, report.data.summary
     table = Table(box=box.SIMPLE_HEAD, title="dlcheck fleet", title_justify="left")
     columns = (
         "host",
@@ -60,18 +53,14 @@ def render_table(rows: list[HostRow], counts: dict[str, int]) -> None:
         table.add_column(column, overflow="fold")
     for row in rows:
         frameworks = ", ".join(f"{name} {label}" for name, label in row.frameworks.items())
+        cells = (_gpus(row), row.driver or "N/A", row.cuda or "N/A", frameworks or "N/A",
+                 row.verdict or "N/A", _speedup(row), _smoke(row))  # fmt: skip
         table.add_row(
-            row.host,
-            f"[{_STYLE.get(row.state, 'red')}]{row.state}[/]",
-            _gpus(row),
-            row.driver or "N/A",
-            row.cuda or "N/A",
-            frameworks or "N/A",
-            row.verdict or "N/A",
-            _speedup(row),
-            _smoke(row),
+            escape(row.host),
+            row.state if out.plain else f"[{_STYLE.get(row.state, 'red')}]{row.state}[/]",
+            *(escape(cell) for cell in cells),
         )
-    console = _console()
+    console = out.console()
     console.print(table)
     for row in rows:
         for problem in row.problems:
