@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from dlcheck.children import report_progress
 from dlcheck.perf.timing import rates, repeat
 
 MAX_REPS = 100_000  # the time box, not a count, ends a GPU test: throttling takes seconds to show
@@ -95,6 +96,7 @@ def _device_tests(torch, ordinal: int, info: dict[str, Any], seconds: float) -> 
 
 def _guard(name, kind, unit, function, *args) -> dict[str, Any]:
     """Run one test; an exception (out of memory, CUDA error) becomes that test's error."""
+    report_progress(f"{name} {' '.join(str(a) for a in args[1:2])}")
     started = time.time()
     try:
         rate, detail = function(*args)

@@ -128,6 +128,7 @@ class PerfResult:
     wall_s: float
     status: Status  # worst of CPU and GPUs (INFO/SKIP count as PASS)
     errors: list[str] = field(default_factory=list)
+    requested: dict[str, bool] = field(default_factory=lambda: {"cpu": True, "gpu": True})
 
     @property
     def gpu_count(self) -> int:
@@ -143,6 +144,7 @@ class PerfResult:
             "wall_s": round(self.wall_s, 2),
             "status": self.status.value,
             "errors": list(self.errors),
+            "requested": dict(self.requested),
         }
 
 

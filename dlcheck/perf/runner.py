@@ -11,43 +11,44 @@ from __future__ import annotations
 import json
 import os
 import resource
-import signal
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
-from dlcheck.models import Status
+from dlcheck import children
+from dlcheck.models import Status, envelope_status
 from dlcheck.perf import cpu as cpu_facts
 from dlcheck.perf import verdicts
 from dlcheck.perf.records import CpuPerf, GpuPerf, PerfOptions, PerfResult, TestResult
 from dlcheck.perf.telemetry import Telemetry
+from dlcheck.text import clean
 
-PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder holding `dlcheck/`
-Progress = Callable[[str], None]
+CHILD_ARGV = [sys.executable, "-m", "dlcheck.perf.child"]  # + SPEC.json
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def run(options: PerfOptions, progress: Progress | None = None) -> PerfResult:
-    say = progress or (lambda message: None)
+def run(options: PerfOptions, progress=None) -> PerfResult:
+    """Measure and judge. `progress`: a progress.RowProgress (say/start/tick/done) or None."""
+    progress = progress or _Quiet()
     started = time.perf_counter()
     errors: list[str] = []
     software: dict[str, Any] = {}
     cpu = None
+    sections = int(options.cpu) + int(options.gpu)
     if options.cpu:
-        say("CPU: GEMM (NumPy, torch) and memory bandwidth...")
-        cpu = measure_cpu(options, software)
+        cpu = measure_cpu(options, software, progress, (1, sections))
     gpus: list[GpuPerf] = []
     p2p: list[TestResult] = []
     nvml_state: dict[str, Any] = {"error": None, "detail": None}
     if options.gpu:
-        gpus, p2p, nvml_state = measure_gpus(options, software, errors, say)
+        gpus, p2p, nvml_state = measure_gpus(options, software, errors, progress, sections)
     statuses = [g.status for g in gpus] + [t.status for t in p2p]
     if cpu is not None:
         statuses.append(cpu.status)
+    if nvml_state.get("error") == "not_responding":
+        statuses.append(Status.FAIL)
     return PerfResult(
         cpu=cpu,
         gpus=gpus,
@@ -57,23 +58,34 @@ def run(options: PerfOptions, progress: Progress | None = None) -> PerfResult:
         wall_s=time.perf_counter() - started,
         status=envelope_status(statuses),
         errors=errors,
+        requested={"cpu": options.cpu, "gpu": options.gpu},
     )
 
 
-def envelope_status(statuses) -> Status:
-    """Worst of what was judged; INFO and SKIP count as PASS (the envelope rule)."""
-    worst = Status.worst(statuses)
-    return Status.PASS if worst in (Status.INFO, Status.SKIP) else worst
+class _Quiet:
+    """A progress object that shows nothing (library use)."""
+
+    def say(self, message):
+        pass
+
+    def start(self, number, total, spec):
+        pass
+
+    def tick(self, child):
+        pass
+
+    def done(self, row):
+        pass
 
 
 # ------------------------------------------------------------------ CPU
 
 
-def measure_cpu(options: PerfOptions, software: dict[str, Any]) -> CpuPerf:
+def measure_cpu(options: PerfOptions, software: dict[str, Any], progress, step) -> CpuPerf:
     facts = cpu_facts.collect()
     peak = cpu_facts.peak(facts)
     record = CpuPerf(
-        model=facts.model,
+        model=clean(facts.model, 120) if facts.model else None,
         cores=facts.cores,
         threads=facts.threads,
         frequency_mhz=facts.frequency_mhz,
@@ -86,8 +98,9 @@ def measure_cpu(options: PerfOptions, software: dict[str, Any]) -> CpuPerf:
     )
     spec = {"mode": "cpu", "seconds_per_test": options.cpu_seconds_per_test,
             "threads": facts.threads}  # fmt: skip
+    progress.start(*step, SimpleNamespace(impl="GEMM and memory bandwidth", device="the CPU"))
     before = _cpu_times()
-    result, problem, _ = run_child(spec, options.cpu_timeout_s, cpu_only=True)
+    result, problem, _ = run_child(spec, options.cpu_timeout_s, progress, cpu_only=True)
     load = _load_during(before, _cpu_times())
     load.update(
         quota_cpus=facts.quota_cpus,
@@ -139,12 +152,17 @@ def _load_during(before: dict[str, float], after: dict[str, float]) -> dict[str,
 # ------------------------------------------------------------------ GPUs
 
 
-def measure_gpus(options: PerfOptions, software: dict[str, Any], errors: list[str], say: Progress):
+def measure_gpus(options: PerfOptions, software: dict[str, Any], errors: list[str], progress,
+                 sections: int):  # fmt: skip
     from dlcheck import gpu as gpu_records
     from dlcheck.gpu import mask_id
 
-    data = gpu_records.collect(show_ids=True)
-    nvml_state = {"error": data["nvml"]["error"], "detail": data["nvml"]["detail"]}
+    inventory = gpu_records.collect(show_ids=True)
+    nvml_state = {"error": inventory.nvml.error, "detail": inventory.nvml.detail}
+    if inventory.nvml.error == "not_responding":  # CUDA would hang in the same driver
+        errors.append(f"nvml_not_responding: {hung_driver(inventory.nvml.detail)}")
+        return [], [], nvml_state
+    data = {"gpus": inventory.gpus}
     known = {g["index"] for g in data["gpus"]}
     for index in sorted(set(options.devices or ()) - known):
         seen = f"0-{max(known)}" if known else "none"
@@ -161,18 +179,22 @@ def measure_gpus(options: PerfOptions, software: dict[str, Any], errors: list[st
     indices = [g["index"] for g in usable]
     telemetry = Telemetry(indices, options.sample_interval_s)
     telemetry.snapshot(usable)
-    say(f"GPU {', '.join(map(str, indices))}: matmul, memory, host<->device"
-        f"{', peer' if len(indices) > 1 and options.p2p else ''} (about "
-        f"{_estimate_s(options, len(indices)):.0f} s)...")  # fmt: skip
+    what = "matmul, memory, host copies" + (", peer copies" if len(indices) > 1 and options.p2p
+                                            else "")  # fmt: skip
+    progress.say(f"GPU {', '.join(map(str, indices))}: {what}, about "
+                 f"{_estimate_s(options, len(indices)):.0f} s")  # fmt: skip
+    progress.start(sections, sections, SimpleNamespace(impl=what, device=f"GPU {indices}"))
     spec = {"mode": "gpu", "seconds_per_test": options.seconds_per_test, "p2p": options.p2p,
             "uuids": [g["uuid"] for g in usable if g["uuid"]] or None}  # fmt: skip
     timeout = options.timeout_s or 3 * _estimate_s(options, len(indices)) + 60
     try:
-        result, problem, pid = run_child(spec, timeout, on_start=telemetry.start)
+        result, problem, pid = run_child(spec, timeout, progress, on_start=telemetry.start)
     finally:
         telemetry.stop()
     if telemetry.error:
         errors.append(telemetry.error)
+        if "not_responding" in telemetry.error or "NvmlNotResponding" in telemetry.error:
+            nvml_state = {"error": "not_responding", "detail": telemetry.error}
     if problem:
         result = {"error": problem, "devices": [], "p2p": []}
     software.update({k: v for k, v in (result.get("software") or {}).items() if v is not None})
@@ -245,12 +267,17 @@ def _nvml_pair_name(pair: TestResult, result: dict[str, Any], usable: list[dict]
     return f"p2p_{src}_{dst}"
 
 
+def hung_driver(detail: str | None) -> str:
+    from dlcheck.checks.driver import HUNG_DRIVER_FIX
+
+    return f"the NVIDIA driver does not respond ({detail}). Fix: {HUNG_DRIVER_FIX}"
+
+
 # ------------------------------------------------------------------ children
 
 
 def child_env(cpu_only: bool) -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_ROOT, env.get("PYTHONPATH")]))
     if cpu_only:
         env["CUDA_VISIBLE_DEVICES"] = ""  # the CPU child must not initialise a GPU
     else:
@@ -259,63 +286,37 @@ def child_env(cpu_only: bool) -> dict[str, str]:
 
 
 def run_child(
-    spec: dict[str, Any], timeout: float, cpu_only: bool = False, on_start=None
+    spec: dict[str, Any], timeout: float, progress=None, cpu_only: bool = False, on_start=None
 ) -> tuple[dict[str, Any], str | None, int | None]:
-    """(result, problem, pid): one child in its own process group, killed on timeout or
-    interrupt, its temp folder removed on every path."""
-    with tempfile.TemporaryDirectory(prefix="dlcheck-perf-") as tmp:
-        spec_path, result_path, log_path = (Path(tmp) / n for n in ("spec.json", "result.json",
-                                                                   "child.log"))  # fmt: skip
+    """(result, problem, pid) of one child run through dlcheck.children: its own process
+    group, killed at the deadline or on Ctrl-C/SIGTERM, its scratch folder removed."""
+    progress = progress or _Quiet()
+    running: list[children.Child] = []
+
+    def started(child: children.Child) -> None:
+        running.append(child)
+        if on_start:
+            on_start()
+
+    def tick() -> None:
+        if running:
+            progress.tick(running[0])
+
+    with children.scratch("perf") as workdir:
+        spec_path = workdir / "spec.json"
         spec_path.write_text(json.dumps(spec))
-        with open(log_path, "wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "dlcheck.perf.child", str(spec_path), str(result_path)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=child_env(cpu_only),
-                start_new_session=True,
-            )
-            try:
-                if on_start:
-                    on_start()
-                code = process.wait(timeout=timeout)
-                problem = None
-            except subprocess.TimeoutExpired:
-                problem = f"timed out after {timeout:g} s (hung or far too slow); killed"
-                _kill(process)
-            except BaseException:  # Ctrl-C / SIGTERM: leave no child behind
-                _kill(process)
-                raise
-        result: dict[str, Any] = {}
-        if problem is None:
-            try:
-                result = json.loads(result_path.read_text())
-            except (OSError, ValueError):
-                problem = _describe_exit(code) + _last_line(log_path)
-        return result, problem, process.pid
-
-
-def _kill(process: subprocess.Popen) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait()
-
-
-def _describe_exit(code: int) -> str:
-    if code < 0:
-        name = signal.Signals(-code).name
-        return f"the measuring child died of {name}" + (
-            " (killed: out of memory?)" if -code == signal.SIGKILL else ""
+        ended = children.run(
+            [*CHILD_ARGV, str(spec_path)],
+            workdir=workdir,
+            name=spec["mode"],
+            timeout=timeout,
+            env=child_env(cpu_only),
+            result_file=True,
+            on_tick=tick,
+            on_start=started,
         )
-    return f"the measuring child exited with code {code} and no result"
-
-
-def _last_line(path: Path) -> str:
-    try:
-        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
-    except OSError:
-        return ""
-    return f": {lines[-1].strip()[:200]}" if lines else ""
+    problem = None
+    if ended.document is None or not isinstance(ended.document, dict):
+        problem = f"the measuring child {ended.error or 'wrote no result'}"
+    progress.done(SimpleNamespace(error=problem))
+    return (ended.document if problem is None else {}), problem, running[0].pid if running else None

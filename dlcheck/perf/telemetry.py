@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from dlcheck import nvml
+from dlcheck.text import clean_or_none
 
 _CLOCK_SM, _CLOCK_MEM, _TEMPERATURE_GPU = 1, 2, 0
 PROCESS_EVERY = 4  # samples between process listings (they cost more than the rest)
@@ -158,6 +159,6 @@ def _first(*calls) -> Any:
 def _process_name(pid: int) -> str | None:
     # NVML gives host PIDs; inside a container /proc may not have them (nvidia-docker#1483).
     try:
-        return Path(f"/proc/{pid}/comm").read_text().strip() or None
+        return clean_or_none(Path(f"/proc/{pid}/comm").read_text().strip() or None, 64)
     except OSError:
         return None

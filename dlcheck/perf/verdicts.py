@@ -19,6 +19,7 @@ from dlcheck.gpu import decode_clocks_event_reasons
 from dlcheck.models import CheckResult, Status
 from dlcheck.perf import skus
 from dlcheck.perf.records import CpuPerf, GpuPerf, TestResult
+from dlcheck.text import clean_or_none
 
 PASS_RATIO = 0.75
 FAIL_RATIO = 0.5
@@ -319,7 +320,7 @@ def judge_gpu(
     static = (telemetry.get("static") or {}).get(str(index)) or {}
     samples = (telemetry.get("samples") or {}).get(str(index)) or []
     processes = (telemetry.get("processes") or {}).get(str(index)) or []
-    name = static.get("name") or identity.get("name")
+    name = static.get("name") or clean_or_none(identity.get("name"), 120)
     sku = skus.lookup(static.get("pci.device_id"), name)
     tests = [gpu_test(raw, sku) for raw in raw_tests]
     summary = summarise(static, samples, windows(tests))

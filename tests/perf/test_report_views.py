@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from dlcheck.models import Status
-from dlcheck.perf import fleet, render, verdicts
+from dlcheck.perf import fleet, plot, verdicts
 from dlcheck.perf.records import PerfResult
+from dlcheck.render import Output
+from dlcheck.render import perf as view
 
 SAMPLES = Path(__file__).parent / "samples"
 
@@ -34,10 +36,14 @@ def report(*names):
     return json.loads(json.dumps(result.to_dict()))  # exactly what --json would carry
 
 
-def test_plain_table_names_tests_numbers_and_fixes():
+def show(data):
     out = io.StringIO()
-    render.render(report("healthy_h100_sxm", "power_capped_l40s"), out)
-    text = out.getvalue()
+    view.render(data, Output(out, plain=True, width=160))
+    return out.getvalue()
+
+
+def test_plain_table_names_tests_numbers_and_fixes():
+    text = show(report("healthy_h100_sxm", "power_capped_l40s"))
     assert text.startswith("dlcheck perf: WARN  (2 GPUs, 48.2 s)")
     assert "GPU 0  NVIDIA H100 80GB HBM3 (PCI 0x2330, datasheet row h100-sxm)  PASS" in text
     assert "GPU 1  NVIDIA L40S (PCI 0x26b9, datasheet row l40s)  WARN" in text
@@ -49,15 +55,13 @@ def test_plain_table_names_tests_numbers_and_fixes():
 def test_untrusted_names_cannot_inject_markup():
     data = report("healthy_h100_sxm")
     data["gpus"][0]["name"] = "[bold red]EVIL[/] GPU"
-    out = io.StringIO()
-    render.render(data, out)
-    assert "[bold red]EVIL[/] GPU" in out.getvalue()
+    assert "[bold red]EVIL[/] GPU" in show(data)
 
 
 def test_plot_writes_a_png(tmp_path):
     pytest.importorskip("matplotlib")
     path = tmp_path / "perf.png"
-    render.plot(report("healthy_h100_sxm", "x8_link_a100_pcie"), str(path))
+    plot.plot(report("healthy_h100_sxm", "x8_link_a100_pcie"), str(path))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
 
 
@@ -102,3 +106,15 @@ def test_fleet_cell_makes_the_slow_gpu_stand_out():
 def test_fleet_summary_never_raises_on_bad_reports(bad):
     summary = fleet.fleet_summary(bad)
     assert isinstance(summary["cell"], str)
+
+
+def test_recorded_gpu_reports_match_the_schema():
+    from dlcheck import schema
+    from dlcheck.models import ExitCode, Report
+
+    data = report("healthy_h100_sxm", "throttled_rtx4090", "x8_link_a100_pcie", "power_capped_l40s")
+    envelope = Report("perf", data, ExitCode.NOT_READY, Status.FAIL).envelope()
+    schema.validate("perf", envelope)
+    envelope["data"]["gpus"][0]["tests"][0]["status"] = "GOOD"
+    with pytest.raises(schema.SchemaError):
+        schema.validate("perf", envelope)

@@ -95,7 +95,7 @@ def test_every_model_in_the_fake_scenarios_is_found_through_nvml(fake_nvml):
     # sku_zoo: each model as NVML names it, with the PCI device id NVML packs; the lookup
     # runs on what telemetry reads through dlcheck.nvml, exactly as a live run does.
     fake_nvml("sku_zoo")
-    records = gpu.collect(show_ids=True)["gpus"]
+    records = gpu.collect(show_ids=True).gpus
     assert len(records) == len(SKU_MODELS)
     for record, (name, device, _) in zip(records, SKU_MODELS, strict=True):
         handle = nvml.query("nvmlDeviceGetHandleByIndex", record["index"])

@@ -120,7 +120,7 @@ def sampled(fake_nvml, scenario, count=4):
     fake_nvml(scenario)
     ticks = iter(range(10, 10 + count))
     tel = Telemetry([0], clock=lambda: float(next(ticks)))
-    tel.snapshot(gpu.collect(show_ids=True)["gpus"])
+    tel.snapshot(gpu.collect(show_ids=True).gpus)
     for _ in range(count):
         assert tel.sample_once()
     return tel.to_dict()
@@ -167,7 +167,7 @@ def test_fake_healthy_card_under_load_has_no_cause(fake_nvml):
 def test_sampling_stops_cleanly_when_the_gpu_is_lost(fake_nvml):
     fake = fake_nvml("healthy_single")
     tel = Telemetry([0], clock=lambda: 1.0)
-    tel.snapshot(gpu.collect(show_ids=True)["gpus"])
+    tel.snapshot(gpu.collect(show_ids=True).gpus)
     assert tel.sample_once()
     fake.scenario["device_errors"] = {0: {"*": "NVML_ERROR_GPU_IS_LOST"}}
     assert not tel.sample_once()

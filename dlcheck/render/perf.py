@@ -1,39 +1,46 @@
-"""Human view of a perf result (its to_dict() form, so a saved --json report renders too),
-and the --plot figure. Rich on a colour terminal; plain text when piped or NO_COLOR."""
+"""`dlcheck perf` for people: per device a table of measured vs datasheet, and the causes with
+their fixes. Renders the report's data in its to_dict() form, so a saved --json renders too."""
 
 from __future__ import annotations
 
-import os
-import sys
 from typing import Any
 
-from rich.markup import escape
+from dlcheck.models import plain as plain_data
+from dlcheck.render import STATUS_STYLE, Output, escape
 
-COLOURS = {"PASS": "green", "INFO": "cyan", "SKIP": "dim", "WARN": "yellow", "FAIL": "red"}
+
+def render(report, out: Output) -> None:
+    """The Report of `dlcheck perf` (or a bare data dict) on `out`.
+
+    Drawn into a buffer and written once: rich turns a closed stdout into SystemExit(1) of
+    its own, where one plain write lets cli.run treat it like any closed pipe."""
+    data = plain_data(getattr(report, "data", report))
+    console = out.console()
+    with console.capture() as captured:
+        _draw(console, data, out.plain)
+    errors = getattr(report, "errors", None) or data.get("errors") or ()
+    out.write(captured.get() + "".join(f"error: {e}\n" for e in errors))
 
 
-def render(data: dict[str, Any], out=None) -> None:
-    from rich.console import Console
-
-    out = out or sys.stdout
-    plain = not out.isatty() or bool(os.environ.get("NO_COLOR"))
-    console = Console(file=out, no_color=plain, highlight=False, width=120 if plain else None)
+def _draw(console, data: dict[str, Any], plain: bool) -> None:
     counts = f"{len(data['gpus'])} GPU{'s' if len(data['gpus']) != 1 else ''}"
     console.print(f"dlcheck perf: {_status(data['status'], plain)}  ({counts}, "
                   f"{data['wall_s']:.1f} s)")  # fmt: skip
     if data.get("cpu"):
         _cpu(console, data["cpu"], plain)
-    if not data["gpus"]:
+    if not (data.get("requested") or {}).get("gpu", True):
+        console.print("\nGPU  not tested (--cpu-only)")
+    elif not data["gpus"]:
         nvml = data.get("nvml") or {}
-        why = f"NVML: {nvml['error']}" if nvml.get("error") else "NVML sees no GPU"
+        why = "NVML sees no GPU"
+        if nvml.get("error"):
+            why = f"NVML: {nvml['error']}" + (f", {nvml['detail']}" if nvml.get("detail") else "")
         console.print(f"\nGPU  none tested ({escape(why)})")
     for gpu in data["gpus"]:
         _gpu(console, gpu, plain)
     if data.get("p2p"):
         console.print("\nPeer copies (GPU to GPU)")
         console.print(_tests_table(data["p2p"], plain))
-    for error in data.get("errors") or []:
-        console.print(f"note: {escape(error)}")
 
 
 def _cpu(console, cpu: dict[str, Any], plain: bool) -> None:
@@ -132,7 +139,7 @@ def _causes(console, causes: list[dict[str, Any]], plain: bool) -> None:
 
 
 def _status(status: str, plain: bool) -> str:
-    return status if plain else f"[{COLOURS.get(status, 'white')}]{status}[/]"
+    return status if plain else f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
 
 
 def _n(value) -> str:
@@ -143,55 +150,3 @@ def _n(value) -> str:
             return f"{value:,.0f}"
         return f"{value:.1f}" if value >= 10 else f"{value:.2f}"
     return str(value)
-
-
-# ------------------------------------------------------------------ --plot
-
-
-def plot(data: dict[str, Any], path: str) -> None:
-    """One panel per device: each test's measured and expected share of its peak."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panels = []
-    if data.get("cpu") and data["cpu"].get("tests"):
-        panels.append(("CPU: " + str(data["cpu"].get("model")), data["cpu"]["tests"]))
-    for gpu in data["gpus"]:
-        panels.append((f"GPU {gpu['index']}: {gpu.get('name')}", gpu.get("tests") or []))
-    if data.get("p2p"):
-        panels.append(("peer copies", data["p2p"]))
-    everything = [t for _, tests in panels for t in tests]
-    unplotted = [
-        f"{t['name']} {t['measured']:.3g} {t['unit']}"
-        for t in everything
-        if t.get("measured") is not None and not t.get("of_peak")
-    ]
-    panels = [(title, [t for t in tests if t.get("of_peak")]) for title, tests in panels]
-    panels = [(title, tests) for title, tests in panels if tests] or [("no results", [])]
-    height = sum(max(len(tests), 1) * 0.35 + 0.9 for _, tests in panels)
-    fig, axes = plt.subplots(len(panels), 1, figsize=(9, max(height, 2.5)), squeeze=False)
-    colours = {"PASS": "#2e7d32", "WARN": "#f9a825", "FAIL": "#c62828"}
-    for ax, (title, tests) in zip(axes[:, 0], panels, strict=True):
-        names = [t["name"] for t in tests]
-        ys = range(len(tests))
-        shares = [100 * (t.get("of_peak") or 0) for t in tests]
-        bars = ax.barh(ys, shares, color=[colours.get(t["status"], "#78909c") for t in tests])
-        expected = [100 * t["fraction"] if t.get("fraction") else None for t in tests]
-        for y, share in zip(ys, expected, strict=True):
-            if share is not None:
-                ax.plot([share, share], [y - 0.4, y + 0.4], color="black", lw=2)
-        labels = [f"{t['measured']:.3g} {t['unit']}" for t in tests]
-        ax.bar_label(bars, labels=labels, fontsize=7, padding=3)
-        ax.set_yticks(list(ys), names, fontsize=8)
-        ax.invert_yaxis()
-        ax.set_xlim(0, max([110, *shares]) * 1.15)
-        ax.set_title(title, fontsize=9, loc="left")
-        ax.set_xlabel("% of datasheet / computed peak (black tick: expected)", fontsize=8)
-    fig.suptitle(f"dlcheck perf: {data['status']}", fontsize=10)
-    if unplotted:  # no peak to compare with, so no bar; the numbers still belong on the page
-        fig.text(0.01, 0.005, "no peak, not plotted: " + ", ".join(unplotted), fontsize=7)
-    fig.tight_layout(rect=(0, 0.03 if unplotted else 0, 1, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
