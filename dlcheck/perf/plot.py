@@ -23,9 +23,9 @@ def plot(data: dict[str, Any], path: str) -> None:
     unplotted = [
         f"{t['name']} {t['measured']:.3g} {t['unit']}"
         for t in everything
-        if t.get("measured") is not None and not t.get("of_peak")
+        if t.get("measured") is not None and t.get("of_peak") is None
     ]
-    panels = [(title, [t for t in tests if t.get("of_peak")]) for title, tests in panels]
+    panels = [(name, [t for t in tests if t.get("of_peak") is not None]) for name, tests in panels]
     panels = [(title, tests) for title, tests in panels if tests] or [("no results", [])]
     height = sum(max(len(tests), 1) * 0.35 + 0.9 for _, tests in panels)
     fig, axes = plt.subplots(len(panels), 1, figsize=(9, max(height, 2.5)), squeeze=False)

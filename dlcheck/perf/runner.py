@@ -183,7 +183,8 @@ def measure_gpus(options: PerfOptions, software: dict[str, Any], errors: list[st
                                             else "")  # fmt: skip
     progress.say(f"GPU {', '.join(map(str, indices))}: {what}, about "
                  f"{_estimate_s(options, len(indices)):.0f} s")  # fmt: skip
-    progress.start(sections, sections, SimpleNamespace(impl=what, device=f"GPU {indices}"))
+    gpu_list = ", ".join(map(str, indices))
+    progress.start(sections, sections, SimpleNamespace(impl=what, device=f"GPU {gpu_list}"))
     spec = {"mode": "gpu", "seconds_per_test": options.seconds_per_test, "p2p": options.p2p,
             "uuids": [g["uuid"] for g in usable if g["uuid"]] or None}  # fmt: skip
     timeout = options.timeout_s or 3 * _estimate_s(options, len(indices)) + 60
