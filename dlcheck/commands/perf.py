@@ -55,8 +55,8 @@ def build(options: PerfOptions, progress=None, plot_path: str | None = None, str
 def exit_code(result, options: PerfOptions, strict: bool) -> ExitCode:
     if result.status is Status.FAIL or (strict and result.status is Status.WARN):
         return ExitCode.NOT_READY
-    if options.gpu and not result.gpus:
-        return ExitCode.CPU_ONLY  # asked to test GPUs, found none: say so in the exit code
+    if options.gpu and all(g.status is Status.SKIP for g in result.gpus):
+        return ExitCode.CPU_ONLY  # asked to test GPUs, could test none: say so in the exit code
     return ExitCode.READY
 
 

@@ -174,8 +174,9 @@ def measure_gpus(options: PerfOptions, software: dict[str, Any], errors: list[st
     if options.devices is not None:
         usable = [g for g in usable if g["index"] in options.devices]
         lost = [g for g in lost if g.index in options.devices]
+    usable, skipped = _measurable(usable)
     if not usable:
-        return lost, [], nvml_state
+        return sorted(lost + skipped, key=lambda g: g.index), [], nvml_state
     indices = [g["index"] for g in usable]
     telemetry = Telemetry(indices, options.sample_interval_s)
     telemetry.snapshot(usable)
@@ -217,7 +218,38 @@ def measure_gpus(options: PerfOptions, software: dict[str, Any], errors: list[st
     if not options.show_ids:
         for g in gpus:
             g.uuid = mask_id(g.uuid)
-    return sorted(gpus + lost, key=lambda g: g.index), p2p, nvml_state
+    return sorted(gpus + lost + skipped, key=lambda g: g.index), p2p, nvml_state
+
+
+def _measurable(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[GpuPerf]]:
+    """The GPUs the child can measure, and a SKIP record for each it cannot: a GPU split into
+    MIG slices (torch sees the slices), or one CUDA_VISIBLE_DEVICES hides from CUDA."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    entries = None if visible is None else [v.strip() for v in visible.split(",") if v.strip()]
+    keep, skipped = [], []
+    for g in records:
+        why = None
+        if g.get("mig.mode.current") == "Enabled":
+            why = (
+                "MIG is enabled: the GPU is split into slices, which dlcheck perf does not "
+                f"measure (sudo nvidia-smi -i {g['index']} -mig 0 to measure the whole GPU)"
+            )
+        elif entries is not None and not any(_names(entry, g) for entry in entries):
+            why = (f"hidden from CUDA by CUDA_VISIBLE_DEVICES={visible!r}; unset it, or pick "
+                   "GPUs with --devices")  # fmt: skip
+        if why is None:
+            keep.append(g)
+            continue
+        skipped.append(GpuPerf(index=g["index"], name=g["name"], uuid=None, pci_device_id=None,
+                               sku=None, status=Status.SKIP, message=why))  # fmt: skip
+    return keep, skipped
+
+
+def _names(entry: str, g: dict[str, Any]) -> bool:
+    """Whether a CUDA_VISIBLE_DEVICES entry (an index, or a UUID or its prefix) names `g`."""
+    if entry.isdigit():
+        return int(entry) == g["index"]
+    return bool(g.get("uuid")) and _plain(g["uuid"]).startswith(_plain(entry))
 
 
 def _estimate_s(options: PerfOptions, count: int) -> float:

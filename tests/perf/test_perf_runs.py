@@ -83,9 +83,10 @@ def test_cpu_run_plot_and_human_view(cpu_run):
     assert "GPU  not tested (--cpu-only)" in text
 
 
-def test_gpu_that_torch_cannot_use_fails_with_a_fix(fake_nvml):
+def test_gpu_that_torch_cannot_use_fails_with_a_fix(fake_nvml, monkeypatch):
     # NVML (faked) reports an H100; the real child finds no CUDA in this CPU-only torch.
     pytest.importorskip("torch")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     fake_nvml("loaded_healthy")
     ran = invoke(["perf", "--gpu-only", "--json"])
     body = json.loads(ran.stdout)
@@ -104,6 +105,20 @@ def test_no_gpu_exits_3_and_unknown_devices_are_named(fake_nvml):
     ran = invoke(["perf", "--gpu-only", "--devices", "5", "--json"])
     body = json.loads(ran.stdout)
     assert ran.code == 3 and body["errors"] == ["no GPU with NVML index 5 (NVML sees: 0-0)"]
+
+
+def test_mig_and_hidden_gpus_are_skipped_with_the_reason(fake_nvml, monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    fake_nvml("mig")
+    body = json.loads(invoke(["perf", "--gpu-only", "--json"]).stdout)
+    (g,) = body["data"]["gpus"]
+    assert g["status"] == "SKIP" and "MIG is enabled" in g["message"] and "-mig 0" in g["message"]
+    fake_nvml("multi_gpu")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    ran = invoke(["perf", "--gpu-only", "--json"])
+    body = json.loads(ran.stdout)
+    assert ran.code == 3 and [g["status"] for g in body["data"]["gpus"]] == ["SKIP"] * 4
+    assert "CUDA_VISIBLE_DEVICES=''" in body["data"]["gpus"][0]["message"]
 
 
 def test_hung_driver_is_a_fail_with_the_fix_and_no_child(fake_nvml):
