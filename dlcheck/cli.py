@@ -46,6 +46,10 @@ SUBCOMMANDS = {
         "dlcheck.commands.allreduce:allreduce",
         "All-reduce across local GPUs (NCCL) or processes (gloo): values and bus bandwidth.",
     ),
+    "perf": (
+        "dlcheck.commands.perf:perf",
+        "Is each GPU (and the CPU) as fast as its datasheet says, and if not, why?",
+    ),
 }
 DEFAULT_COMMAND = "check"
 

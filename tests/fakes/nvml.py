@@ -122,7 +122,14 @@ class FakePynvml:
         return self._field("nvmlDeviceGetSerial", h, "serial")
 
     def nvmlDeviceGetPciInfo(self, h):
-        return SimpleNamespace(busId=self._field("nvmlDeviceGetPciInfo", h, "pci.bus_id"))
+        info = SimpleNamespace(busId=self._field("nvmlDeviceGetPciInfo", h, "pci.bus_id"))
+        # Optional, scenario-level (the per-GPU records keep `dlcheck gpu`'s exact shape):
+        # {"pci_device_ids": {index: "0x2330"}} -> pciDeviceId packed as NVML packs it.
+        ids = self.scenario.get("pci_device_ids") or {}
+        device = ids.get(h.index, ids.get(str(h.index)))
+        if device:
+            info.pciDeviceId = (int(device, 16) << 16) | 0x10DE
+        return info
 
     def nvmlDeviceGetCudaComputeCapability(self, h):
         cc = self._field("nvmlDeviceGetCudaComputeCapability", h, "compute_cap")
@@ -425,6 +432,61 @@ def _old_driver() -> dict[str, Any]:
     return scenario
 
 
+# GPU models `dlcheck perf` must find in its datasheet table, as NVML names them and with the
+# PCI device id NVML reports. Names and ids from NVIDIA's driver README table "Product Name |
+# PCI ID" (open-gpu-kernel-modules 560.31.02, Turing and later) and, for Volta/Pascal, the PCI
+# ID Repository (pci.ids 2023-04-10) and DCGM's diag-skus.yaml; older drivers drop "NVIDIA ".
+SKU_MODELS = [
+    ("NVIDIA H100 80GB HBM3", "0x2330", "9.0"),
+    ("NVIDIA H100 PCIe", "0x2331", "9.0"),
+    ("NVIDIA H100 NVL", "0x2321", "9.0"),
+    ("NVIDIA H200", "0x2335", "9.0"),
+    ("NVIDIA H200 NVL", "0x233b", "9.0"),
+    ("NVIDIA A100-SXM4-40GB", "0x20b0", "8.0"),
+    ("NVIDIA A100-PCIE-40GB", "0x20f1", "8.0"),
+    ("NVIDIA A100-SXM4-80GB", "0x20b2", "8.0"),
+    ("NVIDIA A100 80GB PCIe", "0x20b5", "8.0"),
+    ("NVIDIA L4", "0x27b8", "8.9"),
+    ("NVIDIA L40S", "0x26b9", "8.9"),
+    ("NVIDIA A10G", "0x2237", "8.6"),
+    ("NVIDIA A10", "0x2236", "8.6"),
+    ("Tesla T4", "0x1eb8", "7.5"),
+    ("Tesla V100-SXM2-16GB", "0x1db1", "7.0"),
+    ("Tesla V100-SXM2-32GB", "0x1db5", "7.0"),
+    ("Tesla V100-PCIE-16GB", "0x1db4", "7.0"),
+    ("Tesla V100-PCIE-32GB", "0x1db6", "7.0"),
+    ("NVIDIA RTX 6000 Ada Generation", "0x26b1", "8.9"),
+    ("NVIDIA RTX A6000", "0x2230", "8.6"),
+    ("NVIDIA GeForce RTX 4090", "0x2684", "8.9"),
+    ("NVIDIA GeForce RTX 4080", "0x2704", "8.9"),
+    ("NVIDIA GeForce RTX 3090", "0x2204", "8.6"),
+    ("NVIDIA GeForce RTX 3080", "0x2206", "8.6"),
+    ("NVIDIA GeForce RTX 3080", "0x220a", "8.6"),
+    ("NVIDIA GeForce RTX 3060", "0x2503", "8.6"),
+    ("NVIDIA GeForce RTX 3060", "0x2487", "8.6"),
+    ("NVIDIA GeForce GTX 1080 Ti", "0x1b06", "6.1"),
+    ("GeForce GTX 1080 Ti", "0x1b06", "6.1"),
+    ("NVIDIA GeForce GTX 1060 6GB", "0x1c03", "6.1"),
+    ("GeForce GTX 1060 3GB", "0x1c02", "6.1"),
+]
+
+
+def _sku_zoo() -> dict[str, Any]:
+    """One GPU per model in SKU_MODELS, each with its PCI device id."""
+    scenario = _many(len(SKU_MODELS))
+    for g, (name, _, cc) in zip(scenario["gpus"], SKU_MODELS, strict=True):
+        g.update(name=name, compute_cap=cc)
+    scenario["pci_device_ids"] = {i: device for i, (_, device, _) in enumerate(SKU_MODELS)}
+    return scenario
+
+
+def _loaded(changes: dict[str, Any], device_id: str = "0x2331") -> dict[str, Any]:
+    """The H100 PCIe under load (P0), with `changes`, and its PCI device id."""
+    scenario = _with({"pstate": "P0", "power.draw": 310.0, **changes})
+    scenario["pci_device_ids"] = {0: device_id}
+    return scenario
+
+
 SCENARIOS = {
     "healthy_single": _h100,
     "multi_gpu": lambda: _many(4, **{"fabric.state": "Completed", "fabric.status": "Success",
@@ -486,6 +548,31 @@ SCENARIOS = {
     "hung_at_init": lambda: _with({}, hang="nvmlInit"),
     "fabric_manager_down": lambda: _many(
         8, **{"fabric.state": "Not Started", "fabric.status": "NVML error 10"}
+    ),
+    # --- dlcheck perf: every datasheet model, and the causes it must name -----------------
+    "sku_zoo": _sku_zoo,
+    "unknown_sku": lambda: {
+        **_with({"name": "NVIDIA GeForce RTX 2080 Ti", "compute_cap": "7.5"}),
+        "pci_device_ids": {0: "0x1e04"},
+    },
+    "loaded_healthy": lambda: _loaded({}),
+    "power_capped": lambda: _loaded(
+        {
+            "enforced.power.limit": 200.0,
+            "power.draw": 199.4,
+            "clocks.current.sm": 1290,
+            "clocks_event_reasons.active": "0x0000000000000004",
+            "clocks_event_reasons.decoded": ["sw_power_cap"],
+        }
+    ),
+    "pcie_x8_loaded": lambda: _loaded({"pcie.link.width.current": 8}),
+    "throttled_loaded": lambda: _loaded(
+        {
+            "clocks.current.sm": 1110,
+            "temperature.gpu": 91,
+            "clocks_event_reasons.active": "0x0000000000000060",
+            "clocks_event_reasons.decoded": ["sw_thermal_slowdown", "hw_thermal_slowdown"],
+        }
     ),
 }
 
