@@ -43,6 +43,15 @@ class Output:
     def write(self, text: str) -> None:
         self.stream.write(text)
 
+    def print(self, *objects, **options) -> None:
+        """rich objects, drawn into a buffer and written once: rich turns a closed stdout into
+        a SystemExit(1) of its own, where one plain write lets cli.run treat it like any
+        closed pipe (quietly, with the report's exit code)."""
+        console = self.console()
+        with console.capture() as captured:
+            console.print(*objects, **options)
+        self.write(captured.get())
+
     def table(self, columns, rows, title: str | None = None, styles=None) -> None:
         """A table by the one rule (render.table)."""
         from dlcheck.render import table
@@ -50,7 +59,7 @@ class Output:
         if self.plain:
             self.write(table.plain(columns, rows, title))
         else:
-            self.console().print(table.terminal(columns, rows, self.width, title, styles))
+            self.print(table.terminal(columns, rows, self.width, title, styles))
 
     def fixes(self, items: list[tuple[str, str]]) -> None:
         """(label, fix) pairs after the tables: a comment line naming the problem, then the fix

@@ -34,14 +34,13 @@ def render(report: Report, out: Output, verbose: bool = False) -> None:
         out.write("".join(f"{label:<11} {value}\n" for label, value in _facts(data)))
         out.write("\n")
     else:
-        console = out.console()
-        console.print(escape(verdict), style=VERDICT_STYLE[data.verdict])
+        out.print(escape(verdict), style=VERDICT_STYLE[data.verdict])
         facts = Table(show_header=False, box=None, pad_edge=False)
         facts.add_column(style="bold", no_wrap=True)
         facts.add_column(overflow="fold")
         for label, value in _facts(data):
             facts.add_row(escape(label), escape(value))
-        console.print(facts)
+        out.print(facts)
     columns = [Column("status", style=None), Column("code"), Column("message", fold=True)]
     rows = [[c.status.value, c.code, c.message] for c in data.checks]
     styles = [STATUS_STYLE[c.status.value] if out.color else None for c in data.checks]

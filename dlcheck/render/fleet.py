@@ -14,6 +14,7 @@ COLUMNS = [  # priority: the first to go when the terminal is narrow has the hig
     Column("warn", priority=1),
     Column("GPUs", priority=2, fold=True),
     Column("speedup", priority=3),
+    Column("perf", priority=3, fold=True),
     Column("smoke", priority=4, right=True),
     Column("driver", priority=5),
     Column("CUDA", priority=6),
@@ -52,7 +53,8 @@ def _warn(row: HostRow) -> str:
 def render(report: Report, out: Output) -> None:
     rows, counts = report.data.rows, report.data.summary
     cells = [
-        [row.host, row.state, _warn(row), _gpus(row), _speedup(row), _smoke(row),
+        [row.host, row.state, _warn(row), _gpus(row), _speedup(row), row.perf or "N/A",
+         _smoke(row),
          row.driver or "N/A", row.cuda or "N/A",
          ", ".join(f"{name} {label}" for name, label in row.frameworks.items()) or "N/A"]
         for row in rows
