@@ -58,6 +58,7 @@ class BenchOptions:
     limit: int | None = None
     threads: int = 0
     plot_path: str | None = None
+    perf_path: str | None = None  # a `dlcheck perf --json` of this host: GPU throughput
 
     @property
     def book_config(self) -> bool:
@@ -89,6 +90,7 @@ class BenchReport:
     notes: list[str] = field(default_factory=list)
     wall_s: float = 0.0
     exit_code: ExitCode = ExitCode.READY
+    gpu_throughput: list = field(default_factory=list)  # dlcheck.perf.fleet.gpu_throughput rows
 
     def to_dict(self) -> dict[str, Any]:
         from dlcheck.bench import verdicts
@@ -119,6 +121,7 @@ class BenchReport:
             "notes": self.notes,
             "wall_s": self.wall_s,
             "exit_code": int(self.exit_code),
+            "gpu_throughput": self.gpu_throughput,
         }
 
 
@@ -154,6 +157,7 @@ def build(options: BenchOptions, progress=None) -> Report:
     from dlcheck.bench.protocol import Spec
 
     check_prerequisites(options)
+    throughput = _perf_report(options.perf_path)
     started = time.perf_counter()
     started_at = datetime.now().astimezone().isoformat(timespec="seconds")
     notes: list[str] = []
@@ -212,6 +216,7 @@ def build(options: BenchOptions, progress=None) -> Report:
     if not options.book_config:
         notes.append("not the book's configuration (4 epochs, batch 512): no accuracy band")
     notes.extend(_relative_to_keras(rows))
+    notes.extend(_against_perf(rows, throughput))
     notes.append("a PASS covers only these checks; it is not a general statement of GPU health")
     status = envelope_status(r.verdict for r in rows)
     errors = [f"{r.impl} on {r.device}: {r.run.error}" for r in rows if r.run.error]
@@ -220,7 +225,7 @@ def build(options: BenchOptions, progress=None) -> Report:
         errors.insert(0, f"nvml_not_responding: {hung}")
     code = ExitCode.NOT_READY if status is Status.FAIL else ExitCode.READY
     result = BenchReport(dataset, options, machine, threads, load, rows, speedups, notes,
-                         time.perf_counter() - started, code)  # fmt: skip
+                         time.perf_counter() - started, code, throughput)  # fmt: skip
     if options.plot_path:
         from dlcheck.bench import plot
 
@@ -231,8 +236,43 @@ def build(options: BenchOptions, progress=None) -> Report:
             errors.append(f"plot: cannot write {options.plot_path}: {error}")
             code = ExitCode.NOT_READY
             result = BenchReport(dataset, options, machine, threads, load, rows, speedups,
-                                 notes, result.wall_s, code)  # fmt: skip
+                                 notes, result.wall_s, code, throughput)  # fmt: skip
     return Report("bench", result, code, status, tuple(errors))
+
+
+def _perf_report(path: str | None) -> list:
+    """The GPUs' measured throughput from a `dlcheck perf --json` file, checked like any report."""
+    if path is None:
+        return []
+    from dlcheck.fleet import ReportError, read_report
+    from dlcheck.perf.fleet import gpu_throughput
+
+    try:
+        body = read_report(Path(path), "perf")
+    except ReportError as error:
+        raise click.UsageError(f"--perf {path}: {error}") from None
+    if body is None:
+        raise click.UsageError(f"--perf {path}: no such file (`dlcheck perf --json > FILE`)")
+    return gpu_throughput(body)
+
+
+def _against_perf(rows, throughput: list) -> list[str]:
+    """Each GPU row's model rate next to what `dlcheck perf` measured the GPU can do."""
+    notes = []
+    for row in rows:
+        if row.device == "cpu" or row.summary.gflops is None:
+            continue
+        index = int(row.device.split(":")[1])
+        gpu = next((g for g in throughput if g.get("index") == index), None)
+        if gpu is None or not gpu.get("matmul"):
+            continue
+        peak = gpu["matmul"]["tflops"] * 1000
+        notes.append(
+            f"{row.impl} on {row.device}: {row.summary.gflops:,.0f} GFLOP/s dense-equivalent, "
+            f"{row.summary.gflops / peak:.2%} of the {peak:,.0f} GFLOP/s dlcheck perf measured "
+            f"({gpu['matmul']['test']}): a network this small is bound by launches and copies"
+        )
+    return notes
 
 
 def _machine(devices: list[str], started_at: str) -> Machine:
@@ -424,9 +464,16 @@ class _Choices(click.ParamType):
     type=click.Path(dir_okay=False),
     help="Write loss/accuracy curves and CPU-vs-GPU epoch times to this PNG.",
 )
+@click.option(
+    "--perf",
+    "perf_path",
+    type=click.Path(dir_okay=False),
+    help="A `dlcheck perf --json` file of this host: GPU rows are set against the GPU's "
+    "measured matmul throughput.",
+)
 @nvml_timeout_option
 def bench(device, impls, epochs, batch_size, protocol, data_path, synthetic, seed, timeout,
-          limit, threads, plot_path, nvml_timeout) -> Report:  # fmt: skip
+          limit, threads, plot_path, perf_path, nvml_timeout) -> Report:  # fmt: skip
     if data_path and synthetic:
         raise click.UsageError("--data and --synthetic exclude each other: pick one data source")
     if plot_path and not plot_path.lower().endswith(".png"):
@@ -437,6 +484,6 @@ def bench(device, impls, epochs, batch_size, protocol, data_path, synthetic, see
     from dlcheck.progress import RowProgress
 
     options = BenchOptions(device, impls, epochs, batch_size, protocol, data_path, synthetic,
-                           seed, timeout, limit, threads, plot_path)  # fmt: skip
+                           seed, timeout, limit, threads, plot_path, perf_path)  # fmt: skip
     with RowProgress() as progress:
         return build(options, progress)

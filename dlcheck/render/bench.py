@@ -16,6 +16,7 @@ RESULTS = [  # priority: the first to go when the terminal is narrow has the hig
     Column("median epoch", right=True),
     Column("min-max s", priority=5, right=True),
     Column("samples/s", priority=3, right=True),
+    Column("GFLOP/s", priority=7, right=True),
     Column("speedup", priority=1, right=True),
     Column("test acc", priority=2, right=True),
     Column("verdict"),
@@ -52,7 +53,8 @@ def render(report: Report, out: Output) -> None:
             _fmt(outcome.threads if outcome else None, "d"),
             (outcome.backend if outcome else None) or "N/A",
             _fmt(summary.median_epoch_s, ".3f", " s"), spread,
-            _fmt(summary.samples_per_s, ",.0f"), _fmt(row.speedup, ".1f", "x"),
+            _fmt(summary.samples_per_s, ",.0f"), _fmt(summary.gflops, ",.1f"),
+            _fmt(row.speedup, ".1f", "x"),
             _fmt(outcome.test_accuracy if outcome else None, ".4f"), row.verdict.value,
         ])  # fmt: skip
         styles.append(STATUS_STYLE[row.verdict.value] if out.color else None)
