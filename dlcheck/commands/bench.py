@@ -442,7 +442,9 @@ class _Choices(click.ParamType):
     type=FiniteFloat(min=1, max=86400),
     default=900,
     show_default=True,
-    help="Seconds one child may run before it is stopped and reported as FAIL.",
+    envvar="DLCHECK_BENCH_TIMEOUT",
+    help="Seconds one child may run before it is stopped and reported as FAIL "
+    "[env DLCHECK_BENCH_TIMEOUT].",
 )
 @click.option(
     "--limit",
@@ -454,9 +456,10 @@ class _Choices(click.ParamType):
     "--threads",
     type=click.IntRange(min=0, max=1024),
     default=0,
+    envvar="DLCHECK_BENCH_THREADS",
     help="The CPU thread budget of every child (default: the cores not already busy, i.e. "
     "cores minus the load average, at least 1). torch-sparse on the CPU uses two of them "
-    "(one builds its batches) when the budget is 2 or more.",
+    "(one builds its batches) when the budget is 2 or more [env DLCHECK_BENCH_THREADS].",
 )
 @click.option(
     "--plot",

@@ -79,6 +79,15 @@ def nvml_timeout_option(function: Callable) -> Callable:
     )(function)
 
 
+def show_ids_option(function: Callable) -> Callable:
+    return click.option(
+        "--show-ids",
+        is_flag=True,
+        envvar="DLCHECK_SHOW_IDS",
+        help="Show GPU UUIDs and serials (masked by default) [env DLCHECK_SHOW_IDS].",
+    )(function)
+
+
 def apply_nvml_timeout(seconds: float | None) -> None:
     from dlcheck import nvml
 

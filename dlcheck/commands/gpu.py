@@ -12,6 +12,7 @@ from dlcheck.commands.common import (
     apply_nvml_timeout,
     command,
     nvml_timeout_option,
+    show_ids_option,
 )
 from dlcheck.models import ExitCode, Report, Status
 
@@ -101,7 +102,7 @@ def _query(text: str | None, fmt: str | None):
     help="Refresh every SECONDS until Ctrl-C (a live view on a terminal).",
 )
 @click.option("--watch", is_flag=True, help="Same as -l 2.")
-@click.option("--show-ids", is_flag=True, help="Show GPU UUIDs and serials (masked by default).")
+@show_ids_option
 @nvml_timeout_option
 def gpu(full, query_fields, query_format, select, every, watch, show_ids, nvml_timeout):
     apply_nvml_timeout(nvml_timeout)
