@@ -12,14 +12,14 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 
 
 def run_on_tty(args: list[str], columns: int, env: dict[str, str] | None = None,
-               timeout: float = 120) -> tuple[str, int]:  # fmt: skip
+               timeout: float = 120, cwd=None) -> tuple[str, int]:  # fmt: skip
     """(what the terminal showed, ANSI codes removed, exit code)."""
     leader, follower = pty.openpty()
     environment = {**os.environ, **(env or {}), "COLUMNS": str(columns), "LINES": "50",
                    "TERM": "xterm-256color"}  # fmt: skip
     environment.pop("NO_COLOR", None)
     process = subprocess.Popen(args, stdout=follower, stderr=subprocess.DEVNULL,
-                               stdin=subprocess.DEVNULL, env=environment)  # fmt: skip
+                               stdin=subprocess.DEVNULL, env=environment, cwd=cwd)  # fmt: skip
     os.close(follower)
     chunks = []
     while True:
