@@ -92,7 +92,7 @@ MACHINE_LINES = re.compile(r"^(Host|OS|CPU|RAM|Disk|Python)\s", re.M)
 
 def _masked(text: str) -> str:
     kept = [line for line in text.splitlines() if not MACHINE_LINES.match(line)]
-    return re.sub(r"\d", "9", "\n".join(kept))
+    return re.sub(r" +", " ", re.sub(r"\d+", "9", "\n".join(kept)))  # widths follow the digits
 
 
 def main() -> int:

@@ -9,11 +9,11 @@ from dlcheck.render import STATUS_STYLE, Output
 from dlcheck.render.table import Column
 
 RESULTS = [  # priority: the first to go when the terminal is narrow has the highest number
-    Column("implementation", fold=True),
+    Column("impl"),
     Column("device"),
     Column("threads", priority=4, right=True),
     Column("backend", priority=6),
-    Column("median epoch", right=True),
+    Column("median s", right=True),
     Column("min-max s", priority=5, right=True),
     Column("samples/s", priority=3, right=True),
     Column("GFLOP/s", priority=7, right=True),
@@ -49,10 +49,10 @@ def render(report: Report, out: Output) -> None:
             else f"{summary.min_epoch_s:.3f}-{summary.max_epoch_s:.3f}"
         )  # fmt: skip
         rows.append([
-            IMPLS[row.impl].label if row.impl in IMPLS else row.impl, row.device,
+            row.impl, row.device,
             _fmt(outcome.threads if outcome else None, "d"),
             (outcome.backend if outcome else None) or "N/A",
-            _fmt(summary.median_epoch_s, ".3f", " s"), spread,
+            _fmt(summary.median_epoch_s, ".3f"), spread,
             _fmt(summary.samples_per_s, ",.0f"), _fmt(summary.gflops, ",.1f"),
             _fmt(row.speedup, ".1f", "x"),
             _fmt(outcome.test_accuracy if outcome else None, ".4f"), row.verdict.value,
@@ -60,7 +60,8 @@ def render(report: Report, out: Output) -> None:
         styles.append(STATUS_STYLE[row.verdict.value] if out.color else None)
     out.table(RESULTS, rows, title=f"dlcheck bench: {dataset}, protocol {data.options.protocol}",
               styles=styles)  # fmt: skip
-    out.write("\n")
+    present = dict.fromkeys(row.impl for row in data.rows)
+    out.write("".join(f"  {IMPLS[i].label}\n" for i in present if i in IMPLS) + "\n")
     out.table(*_phases(data), title="phases (seconds)")
     lines = [
         f"  {check.status.value} {row.impl} on {row.device} ({name}): {check.message}"

@@ -63,9 +63,12 @@ def terminal(columns: list[Column], rows: list[list[str]], width: int, title: st
                   collapse_padding=True, show_edge=False)  # fmt: skip
     for i in keep:
         column = columns[i]
+        # A folding column breaks between words, never inside one (its longest word fits).
+        words = [w for cells in rows for w in cells[i].split()] + column.header.split()
+        least = max((len(w) for w in words), default=1) if column.fold else None
         table.add_column(column.header, justify="right" if column.right else "left",
                          no_wrap=not column.fold, overflow="fold" if column.fold else "ellipsis",
-                         style=column.style)  # fmt: skip
+                         style=column.style, min_width=least)  # fmt: skip
     for number, cells in enumerate(rows):
         style = styles[number] if styles else None
         table.add_row(*(Text(cells[i]) for i in keep), style=style)
