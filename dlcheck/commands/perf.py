@@ -6,7 +6,13 @@ from pathlib import Path
 
 import click
 
-from dlcheck.commands.common import FiniteFloat, apply_nvml_timeout, command, nvml_timeout_option
+from dlcheck.commands.common import (
+    FiniteFloat,
+    apply_nvml_timeout,
+    command,
+    nvml_timeout_option,
+    show_ids_option,
+)
 from dlcheck.models import ExitCode, Report, Status
 from dlcheck.perf.records import PerfOptions
 
@@ -123,7 +129,7 @@ class _Indices(click.ParamType):
     help="Write a bar chart of measured vs expected, per test, to this PNG.",
 )
 @click.option("--strict", is_flag=True, help="Warnings count as failures (exit 1).")
-@click.option("--show-ids", is_flag=True, help="Show GPU UUIDs (masked by default).")
+@show_ids_option
 @nvml_timeout_option
 def perf(cpu_only, gpu_only, devices, seconds, no_p2p, timeout, plot_path, strict, show_ids,
          nvml_timeout) -> Report:  # fmt: skip
