@@ -22,7 +22,7 @@ import traceback
 import click
 
 from dlcheck import __version__
-from dlcheck.models import ExitCode
+from dlcheck.models import ExitCode, MachineError
 
 # name -> ("module:attribute" of a click.Command, one line of help); each module owns its command.
 SUBCOMMANDS = {
@@ -129,7 +129,6 @@ def run(args: list[str]) -> int:
 
 
 def _run(args: list[str], debug: bool) -> int:
-    from dlcheck.children import ChildError
     from dlcheck.commands.common import Invocation
 
     invocation = None
@@ -148,7 +147,7 @@ def _run(args: list[str], debug: bool) -> int:
     except click.ClickException as error:
         _show_click_error(error)
         return ExitCode.USAGE if isinstance(error, click.UsageError) else error.exit_code
-    except ChildError as error:  # no temp folder, no interpreter: the machine, not dlcheck
+    except MachineError as error:  # no temp folder, no interpreter: the machine, not dlcheck
         _say(f"dlcheck: {error}")
         return ExitCode.NOT_READY
     except BrokenPipeError:  # `dlcheck gpu --json | head -1`: the reader left; say nothing
@@ -233,11 +232,11 @@ def _render_repeatedly(invocation) -> None:
 def _cleanup() -> None:
     """Every child and temp folder gone, with Ctrl-C and SIGTERM held off meanwhile, so a second
     Ctrl-C cannot cut the cleanup short."""
-    from dlcheck import children
-
     held = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        children.cleanup()
+        children = sys.modules.get("dlcheck.children")  # never imported: nothing to clean up
+        if children is not None:
+            children.cleanup()
         _flush()
     finally:
         for sig, handler in held.items():

@@ -57,12 +57,12 @@ def build(show_ids: bool = False, select: tuple[str, ...] = ()) -> Report:
 
 
 def _query(text: str | None, fmt: str | None):
-    from dlcheck import gpu_query
-
     if text is None:
         if fmt is not None:
             raise click.UsageError("--format goes with --query-gpu=FIELDS")
         return None
+    from dlcheck import gpu_query
+
     try:
         header, units = gpu_query.parse_format(fmt or "csv")
         return gpu_query.Query(gpu_query.parse_fields(text), header, units)
