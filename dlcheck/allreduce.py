@@ -1,7 +1,8 @@
 """All-reduce readiness across this host's GPUs (or CPU processes), nccl-tests style.
 
-One process per rank, started with the `spawn` method (CUDA cannot be forked),
-meeting at tcp://127.0.0.1:<free port>. Each rank fills a float32 buffer with
+One child process per rank (dlcheck.children: own process group, deadline, cleanup), each
+`python -m dlcheck.allreduce RANK ...`, meeting at tcp://127.0.0.1:<free port>. The parent
+never imports torch. Each rank fills a float32 buffer with
 values whose sum it knows, times `iters` all_reduce(SUM) calls after `warmup`
 untimed ones, and checks every element of the result.
 
@@ -14,16 +15,18 @@ Time per call is the slowest rank's, median over the timed calls.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import re
 import socket
 import statistics
-import tempfile
+import sys
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from importlib.util import find_spec
 from typing import Any
+
+from dlcheck import children
+from dlcheck.text import clean
 
 _UNITS = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMG]?)(?:I?B)?\s*$", re.IGNORECASE)
@@ -76,14 +79,20 @@ class AllreduceResult:
         return {**asdict(self), "elements": self.elements, "bus_factor": bus_factor(self.ranks)}
 
 
-def _worker(rank, ranks, backend, port, elements, iters, warmup, out_dir):  # runs in a child
+def main(argv: list[str]) -> int:  # one rank, in a child process
+    children.bind_to_parent()
+    rank, ranks, backend, port, elements, iters, warmup = argv
+    result_path = os.environ["DLCHECK_RESULT"]
     try:
-        report = _measure(rank, ranks, backend, port, elements, iters, warmup)
-        if rank == 0:
-            Path(out_dir, "result.json").write_text(json.dumps(report))
+        report = _measure(int(rank), int(ranks), backend, int(port), int(elements), int(iters),
+                          int(warmup))  # fmt: skip
     except Exception as error:  # the parent turns this into a one-line FAIL
-        Path(out_dir, f"error-{rank}.txt").write_text(f"{type(error).__name__}: {error}")
-        raise SystemExit(1) from None
+        with open(result_path, "w") as out:
+            json.dump({"error": f"{type(error).__name__}: {error}"}, out)
+        return 1
+    with open(result_path, "w") as out:
+        json.dump(report if int(rank) == 0 else {"ok": True}, out)
+    return 0
 
 
 def _measure(rank, ranks, backend, port, elements, iters, warmup) -> dict[str, Any]:
@@ -137,11 +146,17 @@ def _device_name(torch, device) -> str:
 
 
 def cuda_device_count() -> int:
+    """GPUs NVML sees (the parent never imports torch to count them); 0 without NVML."""
+    from dlcheck import nvml
+
     try:
-        import torch
-    except ImportError:
+        return int(nvml.query("nvmlDeviceGetCount", default=0) or 0)
+    except Exception:  # NvmlUnavailable, a hung driver, an NVML error: no usable GPU here
         return 0
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def torch_installed() -> bool:
+    return find_spec("torch") is not None
 
 
 def run_allreduce(
@@ -169,41 +184,35 @@ def run_allreduce(
         result.status, result.reason = "SKIP", "an all-reduce needs at least 2 ranks"
         return result
 
-    context = multiprocessing.get_context("spawn")
     port = free_port()
-    env_before = os.environ.get("GLOO_SOCKET_IFNAME")
-    if backend == "gloo" and env_before is None:
-        os.environ["GLOO_SOCKET_IFNAME"] = "lo"  # ranks meet on loopback, whatever the hostname
+    env = dict(os.environ)
+    if backend == "gloo":
+        env.setdefault("GLOO_SOCKET_IFNAME", "lo")  # ranks meet on loopback, whatever the hostname
     elements = size_bytes // ELEMENT_BYTES
-    with tempfile.TemporaryDirectory(prefix="dlcheck-allreduce-") as out_dir:
-        args = (ranks, backend, port, elements, iters, warmup, out_dir)
-        procs = [context.Process(target=_worker, args=(r, *args)) for r in range(ranks)]
-        try:
-            for proc in procs:
-                proc.start()
-            deadline = time.monotonic() + timeout_s
-            for proc in procs:
-                proc.join(max(0.0, deadline - time.monotonic()))
-        finally:
-            if env_before is None and backend == "gloo":
-                os.environ.pop("GLOO_SOCKET_IFNAME", None)
-            hung = [p for p in procs if p.is_alive()]
-            for proc in hung:
-                proc.terminate()
-                proc.join(5)
-        errors = sorted(Path(out_dir).glob("error-*.txt"))
-        report_file = Path(out_dir, "result.json")
-        if hung:
-            result.status = "FAIL"
-            result.reason = f"{len(hung)} of {ranks} ranks still running after {timeout_s:.0f} s"
-        elif errors:
-            result.status = "FAIL"
-            result.reason = f"rank {errors[0].stem.split('-')[1]}: {errors[0].read_text()}"
-        elif not report_file.is_file():
-            codes = [p.exitcode for p in procs]
-            result.status, result.reason = "FAIL", f"ranks exited without a result: {codes}"
-        else:
-            _summarise(result, json.loads(report_file.read_text()))
+    with children.scratch("allreduce") as scratch:
+        argv = [sys.executable, "-m", "dlcheck.allreduce"]
+        args = [str(a) for a in (ranks, backend, port, elements, iters, warmup)]
+        started = [
+            children.start([*argv, str(rank), *args], workdir=scratch, name=f"rank{rank}",
+                           env=env, result_file=True)  # fmt: skip
+            for rank in range(ranks)
+        ]
+        deadline = time.monotonic() + timeout_s
+        ended = [child.wait(deadline) for child in started]
+    hung = [rank for rank, end in enumerate(ended) if end.status == "timeout"]
+    broken = [(rank, end) for rank, end in enumerate(ended) if not end.ok]
+    if hung:
+        result.status = "FAIL"
+        result.reason = (
+            f"{len(hung)} of {ranks} ranks still running after {timeout_s:.0f} s "
+            f"(ranks {', '.join(map(str, hung))}); stopped"
+        )
+    elif broken:
+        rank, end = broken[0]
+        said = end.document.get("error") if isinstance(end.document, dict) else None
+        result.status, result.reason = "FAIL", clean(f"rank {rank}: {said or end.error}", 300)
+    else:
+        _summarise(result, ended[0].document)
     return result
 
 
@@ -219,3 +228,7 @@ def _summarise(result: AllreduceResult, report: dict[str, Any]) -> None:
     if result.wrong_elements:
         result.status = "FAIL"
         result.reason = f"{result.wrong_elements} reduced elements differ from the expected sum"
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -67,18 +67,21 @@ def arch_supported(cc: str, arch_list: list[str]) -> bool:
     return False
 
 
-def torch_wheels_for(cc: str, driver: str | None = None) -> list[dict[str, Any]]:
-    """Torch wheel flavours covering `cc`: those the driver can run first, then newest first."""
-    rows = [r for r in data()["torch_wheels"]["rows"] if arch_supported(cc, _as_sm(r["archs"]))]
-    rows.sort(key=lambda r: version_tuple(r["cuda"]), reverse=True)
-    if driver:
-        rows.sort(key=lambda r: not driver_meets(driver, r["cuda"]))
-    return rows
+def torch_wheels_covering(capabilities: list[str]) -> list[dict[str, Any]]:
+    """Torch wheel flavours whose kernels cover every one of `capabilities`, newest CUDA first."""
+    rows = [
+        r for r in data()["torch_wheels"]["rows"]
+        if all(arch_supported(cc, _as_sm(r["archs"])) for cc in capabilities)
+    ]  # fmt: skip
+    return sorted(rows, key=lambda r: version_tuple(r["cuda"]), reverse=True)
 
 
-def driver_meets(driver: str, cuda: str) -> bool:
+def driver_meets(driver: str, cuda: str, release: bool = False) -> bool:
+    """Can `driver` run CUDA `cuda` code: through minor-version compatibility (family_min), or
+    with `release` as the toolkit release itself expects (release_min)?"""
     row = min_driver_for_cuda(cuda)
-    return row is None or version_tuple(driver) >= version_tuple(row["family_min"])
+    floor = row and row["release_min" if release else "family_min"]
+    return row is None or version_tuple(driver) >= version_tuple(floor)
 
 
 def tensorflow_tested(version: str | None) -> dict[str, Any] | None:

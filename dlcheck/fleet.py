@@ -4,35 +4,41 @@
   status.json  written by the controller: {"host", "state": ok|failed|unreachable, ...}
   check.json   `dlcheck --json`          bench.json  `dlcheck bench --json` (optional)
   smoke.json   the smoke tests' summary  junit.xml   the smoke tests' JUnit XML
-Every folder becomes a row, whatever is missing or broken in it: a fleet
-report that silently drops a host is worse than none.
+  perf.json    `dlcheck perf --json` (optional)
+Every folder becomes a row, whatever is missing or broken in it: a fleet report that silently
+drops a host is worse than none. The files come from other machines, so they are untrusted:
+each is read only if it is a regular file of sane size, must be UTF-8 JSON, must match its
+schema (dlcheck/schemas/), and every string shown is cleaned of control characters.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dlcheck.models import ExitCode
+from dlcheck import schema
+from dlcheck.models import ExitCode, Status
+from dlcheck.text import clean
 
 # Host states, best to worst. "cpu_only" is a working host without a usable GPU.
 READY, CPU_ONLY, NOT_READY, FAILED, UNREACHABLE, NO_REPORT = (
-    "ready",
-    "cpu_only",
-    "not_ready",
-    "failed",
-    "unreachable",
-    "no_report",
-)
+    "ready", "cpu_only", "not_ready", "failed", "unreachable", "no_report")  # fmt: skip
+STATES = (READY, CPU_ONLY, NOT_READY, FAILED, UNREACHABLE, NO_REPORT)
 PROBLEM_STATES = (NOT_READY, FAILED, UNREACHABLE, NO_REPORT)
+STATE_STATUS = {READY: Status.PASS, CPU_ONLY: Status.INFO}  # every other state is a FAIL
+REPORT_FILES = ("check.json", "bench.json", "perf.json", "smoke.json", "junit.xml")
+MAX_REPORT_BYTES = 16 * 1024 * 1024  # a check.json is ~20 kB, a book-protocol bench.json ~200 kB
+TEXT_LIMIT = 300  # characters of any one string from a report that reach a row
 
 
 @dataclass
 class HostRow:
     host: str
-    state: str  # one of the states above
+    state: str  # one of STATES
     gpus: list[str] = field(default_factory=list)  # GPU names, one per device
     driver: str | None = None
     cuda: str | None = None  # CUDA version the driver supports
@@ -41,6 +47,9 @@ class HostRow:
     speedup: dict[str, float | None] = field(default_factory=dict)
     smoke: dict[str, int] = field(default_factory=dict)  # passed/failed/skipped/error counts
     problems: list[str] = field(default_factory=list)  # one line each, why the host is not ready
+    warnings: list[str] = field(default_factory=list)  # "code: message" of each WARN check
+    perf: str | None = None  # one line from perf.json: a slow GPU stands out (dlcheck.perf.fleet)
+    perf_status: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -56,108 +65,160 @@ class HostRow:
             "best_speedup": self.best_speedup,
             "smoke": self.smoke,
             "problems": self.problems,
+            "warnings": self.warnings,
+            "warning_codes": self.warning_codes,
+            "perf": self.perf,
+            "perf_status": self.perf_status,
         }
+
+    @property
+    def warning_codes(self) -> list[str]:
+        return list(dict.fromkeys(w.split(":", 1)[0] for w in self.warnings))
 
     @property
     def best_speedup(self) -> float | None:
         values = [v for v in self.speedup.values() if isinstance(v, (int, float))]
         return max(values) if values else None
 
+    @property
+    def status(self) -> Status:
+        return STATE_STATUS.get(self.state, Status.FAIL)
+
 
 class ReportError(Exception):
     """A report file exists but cannot be used; the message names file and cause."""
 
 
-def _load_json(path: Path) -> dict[str, Any] | None:
-    """The parsed JSON object, None when absent; ReportError when unreadable."""
-    if not path.is_file():
-        return None
+def read_report(path: Path, schema_name: str) -> dict[str, Any] | None:
+    """The validated document in `path`; None when absent; ReportError when unusable."""
+    name = path.name
     try:
-        body = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ReportError(f"{path.name}: not valid JSON ({error})") from None
-    if not isinstance(body, dict):
-        raise ReportError(f"{path.name}: expected a JSON object, got {type(body).__name__}")
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise ReportError(f"{name}: cannot read it ({error.strerror})") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise ReportError(f"{name}: is a symbolic link; not followed (reports are plain files)")
+    if not stat.S_ISREG(info.st_mode):
+        raise ReportError(f"{name}: is not a regular file")
+    if info.st_size > MAX_REPORT_BYTES:
+        raise ReportError(f"{name}: {info.st_size} bytes, over the {MAX_REPORT_BYTES} limit")
+    try:
+        # O_NOFOLLOW|O_NONBLOCK: a file swapped for a link or FIFO since lstat is refused,
+        # never followed or waited on.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as handle:
+            raw = handle.read(MAX_REPORT_BYTES + 1)
+    except OSError as error:
+        raise ReportError(f"{name}: cannot read it ({error.strerror})") from None
+    try:
+        body = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+    except UnicodeDecodeError:
+        raise ReportError(f"{name}: not UTF-8 text (binary or corrupted)") from None
+    except (ValueError, RecursionError) as error:
+        raise ReportError(f"{name}: not valid JSON ({clean(error, 120)})") from None
+    if schema_name != "status":
+        _known_envelope(name, body)
+    try:
+        schema.validate(schema_name, body)
+    except schema.SchemaError as error:
+        raise ReportError(f"{name}: does not match its schema: {clean(error, 200)}") from None
     return body
 
 
-def _envelope_data(body: dict[str, Any], name: str) -> dict[str, Any]:
-    data = body.get("data")
-    if not isinstance(data, dict):
-        raise ReportError(f"{name}: no 'data' object (not a dlcheck/1 envelope)")
-    return data
+def _no_constant(word: str):
+    raise ValueError(f"{word} is not a JSON number")
 
 
-def _framework_label(name: str, record: dict[str, Any]) -> str | None:
-    if not isinstance(record, dict) or not record.get("installed"):
+def _known_envelope(name: str, body: Any) -> None:
+    version = body.get("schema") if isinstance(body, dict) else None
+    known = schema.KNOWN_ENVELOPE
+    if isinstance(version, str) and version.startswith("dlcheck/") and version != known:
+        raise ReportError(
+            f"{name}: written in schema {clean(version, 40)}, which this dlcheck does not know "
+            f"(it reads {known}); use the same dlcheck version on the "
+            "controller as on the hosts"
+        )
+
+
+def _text(value: Any) -> str:
+    return clean(value, TEXT_LIMIT)
+
+
+def _framework_label(record: dict[str, Any]) -> str | None:
+    if not record.get("installed"):
         return None
-    label = str(record.get("version") or "?")
+    label = _text(record.get("version") or "?")
     details = []
     if record.get("cuda"):
-        details.append(f"cuda {record['cuda']}")
+        details.append(f"cuda {_text(record['cuda'])}")
     if isinstance(record.get("gpu_count"), int):
         details.append(f"{record['gpu_count']} GPU")
     if record.get("backend"):
-        details.append(str(record["backend"]))
+        details.append(_text(record["backend"]))
     return f"{label} ({', '.join(details)})" if details else label
 
 
 def _read_check(row: HostRow, folder: Path) -> None:
-    body = _load_json(folder / "check.json")
+    body = read_report(folder / "check.json", "check")
     if body is None:
         row.problems.append("check.json missing: dlcheck did not run or its report was not fetched")
         return
-    data = _envelope_data(body, "check.json")
-    row.verdict = data.get("verdict")
-    driver = data.get("driver") or {}
-    row.driver = driver.get("version")
-    row.cuda = driver.get("cuda_driver_version")
-    row.gpus = [str(g.get("name") or "GPU") for g in data.get("gpus") or [] if isinstance(g, dict)]
-    for name, record in sorted((data.get("frameworks") or {}).items()):
-        label = _framework_label(name, record)
+    data = body["data"]
+    row.verdict = data["verdict"]
+    driver = data["driver"]
+    row.driver = _text(driver["version"]) if driver["version"] else None
+    row.cuda = _text(driver["cuda_driver_version"]) if driver["cuda_driver_version"] else None
+    row.gpus = [_text(g["name"] or "GPU") for g in data["gpus"]]
+    for name, record in sorted((data["frameworks"] or {}).items()):
+        label = _framework_label(record)
         if label:
-            row.frameworks[name] = label
+            row.frameworks[_text(name)] = label
+    row.warnings = [f"{_text(c['code'])}: {_text(c['message'])}"
+                    for c in data["checks"] if c["status"] == "WARN"]  # fmt: skip
     if row.verdict not in (READY, CPU_ONLY):
-        failing = [
-            c.get("code", "?")
-            for c in data.get("checks") or []
-            if isinstance(c, dict) and c.get("status") == "FAIL"
-        ]
+        failing = [_text(c["code"]) for c in data["checks"] if c["status"] == "FAIL"]
         detail = f" (failed: {', '.join(failing)})" if failing else ""
-        row.problems.append(f"dlcheck verdict {row.verdict or 'missing'}{detail}")
+        row.problems.append(f"dlcheck verdict {row.verdict}{detail}")
 
 
 def _read_bench(row: HostRow, folder: Path) -> None:
-    body = _load_json(folder / "bench.json")
+    body = read_report(folder / "bench.json", "bench")
     if body is None:  # the benchmark is optional
         return
-    data = _envelope_data(body, "bench.json")
-    speedup = data.get("speedup") or {}
-    row.speedup = {k: v for k, v in speedup.items() if v is None or isinstance(v, (int, float))}
+    row.speedup = {_text(k): v for k, v in body["data"]["speedup"].items()}
+
+
+def _read_perf(row: HostRow, folder: Path) -> None:
+    body = read_report(folder / "perf.json", "perf")
+    if body is None:  # optional
+        return
+    from dlcheck.perf.fleet import fleet_summary
+
+    summary = fleet_summary(body)
+    row.perf, row.perf_status = _text(summary["cell"]), summary["status"]
+    if summary["status"] == "FAIL":
+        row.problems.append(f"perf: {row.perf}")
 
 
 def _read_smoke(row: HostRow, folder: Path) -> None:
-    body = _load_json(folder / "smoke.json")
+    body = read_report(folder / "smoke.json", "smoke")
     if body is None:
         row.problems.append("smoke.json missing: smoke tests did not run or were not fetched")
         return
-    data = _envelope_data(body, "smoke.json")
-    summary = data.get("summary") or {}
-    row.smoke = {k: int(summary.get(k, 0)) for k in ("passed", "failed", "skipped", "error")}
-    broken = [
-        t
-        for t in data.get("tests") or []
-        if isinstance(t, dict) and t.get("outcome") in ("failed", "error")
-    ]
+    data = body["data"]
+    row.smoke = {k: data["summary"][k] for k in ("passed", "failed", "skipped", "error")}
+    broken = [t for t in data["tests"] if t["outcome"] in ("failed", "error")]
     if row.smoke["failed"] or row.smoke["error"]:
-        names = ", ".join(_short_nodeid(str(t.get("nodeid", "?"))) for t in broken[:3])
+        names = ", ".join(_short_nodeid(_text(t["nodeid"])) for t in broken[:3])
         more = f" +{len(broken) - 3}" if len(broken) > 3 else ""
         # The first failure's own words ("torch is not importable ...") say what is wrong;
         # test names alone are ambiguous (torch and TensorFlow share test names).
-        reason = next((str(t["reason"]) for t in broken if t.get("reason")), "")
+        reason = next((clean(t["reason"], 200) for t in broken if t.get("reason")), "")
         row.problems.append(
             f"smoke tests: {row.smoke['failed'] + row.smoke['error']} failed ({names}{more})"
-            + (f"; first: {reason[:200]}" if reason else "")
+            + (f"; first: {reason}" if reason else "")
         )
 
 
@@ -168,23 +229,27 @@ def _short_nodeid(nodeid: str) -> str:
 
 def read_host(folder: Path) -> HostRow:
     """One host's row; never raises for bad report content."""
-    row = HostRow(host=folder.name, state=NO_REPORT)
+    row = HostRow(host=_text(folder.name), state=NO_REPORT)
+    if folder.is_symlink() or not folder.is_dir():
+        row.problems.append("not a host folder (a symbolic link or a file); not read")
+        return row
     try:
-        status = _load_json(folder / "status.json") or {}
+        status = read_report(folder / "status.json", "status") or {}
     except ReportError as error:
         status = {}
         row.problems.append(str(error))
     state = status.get("state")
     if state == UNREACHABLE:
         row.state = UNREACHABLE
-        row.problems.append(f"unreachable: {status.get('message') or 'no connection'}")
+        row.problems.append(f"unreachable: {_text(status.get('message') or 'no connection')}")
         return row
     if state == FAILED:
         task = status.get("failed_task")
         row.problems.append(
-            f"verify run failed{f' at {task!r}' if task else ''}: {status.get('message') or '?'}"
+            f"verify run failed{f' at {_text(task)!r}' if task else ''}: "
+            f"{_text(status.get('message') or '?')}"
         )
-    for reader in (_read_check, _read_bench, _read_smoke):
+    for reader in (_read_check, _read_bench, _read_perf, _read_smoke):
         try:
             reader(row, folder)
         except ReportError as error:
@@ -192,19 +257,17 @@ def read_host(folder: Path) -> HostRow:
     if state == FAILED:
         row.state = FAILED
     elif row.problems:
-        row.state = NOT_READY if any((folder / n).exists() for n in _REPORT_FILES) else NO_REPORT
+        fetched = any(os.path.lexists(folder / n) for n in REPORT_FILES)
+        row.state = NOT_READY if fetched else NO_REPORT
     else:
         row.state = CPU_ONLY if row.verdict == CPU_ONLY else READY
     return row
 
 
-_REPORT_FILES = ("check.json", "bench.json", "smoke.json", "junit.xml")
-
-
 def read_fleet(reports_dir: Path) -> list[HostRow]:
     """Rows for every host folder under reports_dir, sorted by host name."""
-    folders = sorted(p for p in reports_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
-    return [read_host(folder) for folder in folders]
+    entries = sorted(p for p in reports_dir.iterdir() if not p.name.startswith("."))
+    return [read_host(entry) for entry in entries if entry.is_dir() or entry.is_symlink()]
 
 
 def fleet_exit_code(rows: list[HostRow]) -> ExitCode:
@@ -218,6 +281,6 @@ def fleet_exit_code(rows: list[HostRow]) -> ExitCode:
 
 def summary(rows: list[HostRow]) -> dict[str, int]:
     counts = {"hosts": len(rows)}
-    for state in (READY, CPU_ONLY, NOT_READY, FAILED, UNREACHABLE, NO_REPORT):
+    for state in STATES:
         counts[state] = sum(r.state == state for r in rows)
     return counts

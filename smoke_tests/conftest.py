@@ -206,7 +206,7 @@ class SmokeSummary:
 
 def _envelope(command: str, status: str, data: dict) -> str:
     try:
-        from dlcheck.jsonout import envelope
+        from dlcheck.models import envelope
     except ImportError:  # dlcheck not importable: the same envelope, written here
         body = {"schema": "dlcheck/1", "command": command, "status": status}
         return json.dumps({**body, "data": data, "errors": []}, sort_keys=True, indent=2)

@@ -1,32 +1,29 @@
 """Child-process entry: run one (implementation, device) pair, write its Outcome as JSON.
 
-python -m dlcheck.bench.child SPEC.json RESULT.json
-The parent reads RESULT.json; a crash, OOM kill or hang leaves no result, and
-the parent reports that as a failed row.
+python -m dlcheck.bench.child SPEC.json   (the result goes to $DLCHECK_RESULT: dlcheck.children)
+A crash, OOM kill or hang leaves no result, and the parent reports that as a failed row.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 import time
 import traceback
 
+from dlcheck.bench.impls import IMPLS
 from dlcheck.bench.protocol import Spec
-
-IMPLEMENTATIONS = {
-    "keras": "dlcheck.bench.keras_impl:run",
-    "torch": "dlcheck.bench.torch_impl:run",
-    "torch-sparse": "dlcheck.bench.torch_impl:run",
-}
+from dlcheck.children import bind_to_parent
 
 
-def main(spec_path: str, result_path: str) -> int:
+def main(spec_path: str) -> int:
+    bind_to_parent()
     started = time.perf_counter()
     with open(spec_path) as f:
         spec = Spec(**json.load(f))
-    module_name, function = (spec.entry or IMPLEMENTATIONS[spec.impl]).split(":")
+    module_name, function = (spec.entry or IMPLS[spec.impl].entry).split(":")
     try:
         result = getattr(importlib.import_module(module_name), function)(spec)
         result["error"] = None
@@ -36,7 +33,7 @@ def main(spec_path: str, result_path: str) -> int:
         result = {"impl": spec.impl, "device": spec.device, "error": _one_line(error)}
         status = 1
     result["child_wall_s"] = time.perf_counter() - started
-    with open(result_path, "w") as f:
+    with open(os.environ["DLCHECK_RESULT"], "w") as f:
         json.dump(result, f)
     return status
 
@@ -47,4 +44,4 @@ def _one_line(error: BaseException) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:3]))
+    sys.exit(main(sys.argv[1]))

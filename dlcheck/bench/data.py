@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dlcheck.system import folder_problem
+
 ORIGIN = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/imdb.npz"
 SHA256 = "69664113be75683a8fe16e3ed0ab59fda8886cb3cd7ada244f7d9544e4676b9f"
 FILE_NAME = "imdb.npz"
@@ -207,7 +209,7 @@ def ensure_file(
         path = Path(path)
         if not path.is_file():
             raise DataError(f"--data {path}: no such file")
-        got = sha256_of(path)
+        got = _sha256_or_error(path)
         if got != sha256:
             raise DataError(
                 f"{path}: sha256 {got} does not match Keras's imdb.npz ({sha256}); "
@@ -216,13 +218,26 @@ def ensure_file(
         return path
     cached = cache_path()
     if cached.is_file():
-        if sha256_of(cached) == sha256:
+        if _sha256_or_error(cached) == sha256:
             return cached
         _log(f"{cached} is corrupt or partial (sha256 mismatch); replacing it")
     if not allow_download:
         raise DataError(f"{cached} is missing and downloads are off")
+    problem = folder_problem(cached.parent)
+    if problem:
+        raise DataError(
+            f"the dataset cache cannot be used: {problem} "
+            "(point KERAS_HOME at a writable folder)"
+        )
     download(ORIGIN, cached, sha256)
     return cached
+
+
+def _sha256_or_error(path: Path) -> str:
+    try:
+        return sha256_of(path)
+    except OSError as error:
+        raise DataError(f"cannot read {path}: {error.strerror or error}") from None
 
 
 # ---------------------------------------------------------------- reading

@@ -12,6 +12,7 @@ import time
 from dlcheck.bench import protocol, vectorise
 from dlcheck.bench.data import Dataset
 from dlcheck.bench.protocol import Outcome, Phases, Spec
+from dlcheck.children import report_progress
 
 
 def _configure_threads(threads: int) -> None:
@@ -91,7 +92,7 @@ def _reset(model, weights, optimizer_state) -> None:
 class _EpochClock:
     """Keras callback: synchronised wall time of each epoch."""
 
-    def __new__(cls, sync):
+    def __new__(cls, sync, label, total):
         import keras
 
         class Clock(keras.callbacks.Callback):
@@ -106,6 +107,7 @@ class _EpochClock:
             def on_epoch_end(self, epoch, logs=None):
                 sync()
                 self.times.append(time.perf_counter() - self.started)
+                report_progress(f"{label} epoch {epoch + 1}/{total}")
 
         return Clock()
 
@@ -171,7 +173,7 @@ def run(spec: Spec) -> dict:
 
     if spec.protocol == "book":
         v = protocol.VALIDATION
-        clock = _EpochClock(sync)
+        clock = _EpochClock(sync, "book", protocol.BOOK_EPOCHS)
         history = model.fit(
             x_train[v:],
             y_train[v:],
@@ -190,7 +192,7 @@ def run(spec: Spec) -> dict:
         }
         _reset(model, weights, optimizer_state)
 
-    clock = _EpochClock(sync)
+    clock = _EpochClock(sync, "timed", spec.epochs)
     with phases("fit_total"):  # the epochs plus fit's own set-up, for comparison
         history = model.fit(
             x_train, y_train, epochs=spec.epochs, batch_size=bs, callbacks=[clock], verbose=0

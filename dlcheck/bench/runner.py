@@ -3,24 +3,37 @@
 Children run sequentially so they never compete for the same cores; a crash,
 OOM kill or hang in one becomes that row's error, not the end of the run. CPU
 children see no GPU (CUDA_VISIBLE_DEVICES=""); GPU children are watched by an
-NVML sampling thread here in the parent.
+NVML sampling thread here in the parent. Each row is created once, as a RunRow.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
-import tempfile
 import threading
-import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from dlcheck.bench.protocol import Spec
+from dlcheck import children
+from dlcheck.bench.protocol import Outcome, Spec
+from dlcheck.text import clean
 
-PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder holding `dlcheck/`
+
+@dataclass(frozen=True)
+class RunRow:
+    """What running one (implementation, device) child gave. `outcome` is None when the child
+    did not finish with a result; `error` then says why (one line)."""
+
+    impl: str
+    device: str
+    outcome: Outcome | None
+    error: str | None
+    wall_s: float
+    log_tail: str | None  # the child's last output lines, when it failed
+    nvml: dict[str, Any] | None  # GPU rows: what the sampler saw
 
 
 def cpu_threads() -> int:
@@ -41,19 +54,19 @@ def default_threads(load_average: float | None) -> int:
     return max(1, min(cores, cores - round(load_average)))
 
 
-def batch_thread(threads_asked: int) -> bool:
-    """Whether torch-sparse may build batches in a second thread: 2+ cores, unless --threads 1.
+def batch_thread(budget: int) -> bool:
+    """Whether torch-sparse builds its batches in a second thread: when the thread budget every
+    implementation gets is 2 or more, so it never uses more threads than keras and torch may.
 
-    Unlike OpenMP workers, that thread does not spin: on a core another process
-    keeps busy it measured no slower than building in turn (65-67 ms against
-    64-70 ms an epoch), and on an idle one it nearly halves the epoch.
+    Its steps and its batch building each run on one core (the ops are too small to split:
+    more OpenMP threads than free cores made epochs several times slower), so it uses
+    min(budget, 2) threads; the table shows each row's threads.
     """
-    return cpu_threads() >= 2 and threads_asked != 1
+    return budget >= 2
 
 
 def child_env(device: str) -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_ROOT, env.get("PYTHONPATH")]))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""  # the CPU run cannot touch a GPU, even by accident
@@ -62,92 +75,57 @@ def child_env(device: str) -> dict[str, str]:
     return env
 
 
-def run_child(spec: Spec, workdir: Path, timeout: float) -> dict:
+def run_child(spec: Spec, workdir: Path, timeout: float,
+              on_tick: Callable[[children.Child], None] | None = None) -> RunRow:  # fmt: skip
     """One child; always returns a row (with `error` set when the child did not finish)."""
     tag = f"{spec.impl}-{spec.device}".replace(":", "")
-    spec_path, result_path, log_path = (workdir / f"{tag}.{ext}" for ext in ("spec", "json", "log"))
+    spec_path = workdir / f"{tag}.spec"
     spec_path.write_text(json.dumps(spec.to_dict()))
-    result_path.unlink(missing_ok=True)
     sampler = GpuSampler() if spec.device != "cpu" else None
-    started = time.perf_counter()
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "dlcheck.bench.child", str(spec_path), str(result_path)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=child_env(spec.device),
-            start_new_session=True,  # its own process group, so a hang is killed whole
-        )
-        if sampler:
-            sampler.start()
-        try:
-            returncode = process.wait(timeout=timeout)
-            problem = None
-        except subprocess.TimeoutExpired:
-            _kill_group(process)
-            returncode = process.wait()
-            problem = f"timed out after {timeout:g} s (hung or far too slow); killed"
-        finally:
-            if sampler:
-                sampler.stop()
-    wall = time.perf_counter() - started
-    row = {"impl": spec.impl, "device": spec.device}
-    if problem is None and result_path.is_file():
-        try:
-            row = json.loads(result_path.read_text())
-        except ValueError:
-            problem = "child wrote an unreadable result"
-    elif problem is None:
-        problem = _describe_exit(returncode)
-    if problem:
-        row["error"] = f"{problem}{_last_line(log_path)}"
-    row["wall_s"] = wall
-    row["log_tail"] = _tail(log_path) if row.get("error") else None
     if sampler:
-        row["nvml"] = sampler.summary(row.get("gpu_uuid"), spec.device)
-    return row
-
-
-def _kill_group(process: subprocess.Popen) -> None:
+        sampler.start()
+    started: list[children.Child] = []
     try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+        ended = children.run(
+            [sys.executable, "-m", "dlcheck.bench.child", str(spec_path)],
+            workdir=workdir, name=tag, timeout=timeout, env=child_env(spec.device),
+            result_file=True, merge_stderr=True, on_start=started.append,
+            on_tick=(lambda: on_tick(started[0])) if on_tick else None,
+        )  # fmt: skip
+    finally:
+        if sampler:
+            sampler.stop()
+    outcome, error = None, None
+    said = ended.document.get("error") if isinstance(ended.document, dict) else None
+    if said:  # the child's own words: an exception in the implementation
+        error = clean(said, 300)
+    elif not ended.ok:
+        error = ended.error
+    else:
+        try:
+            outcome = Outcome.from_document(ended.document)
+        except (TypeError, ValueError) as problem:
+            error = f"the child's result is malformed: {problem}"
+    nvml = sampler.summary(outcome.gpu_uuid if outcome else None, spec.device) if sampler else None
+    tail = "\n".join((ended.stderr_tail or "").splitlines()[-15:]) if error else None
+    return RunRow(spec.impl, spec.device, outcome, error, ended.seconds, tail, nvml)
 
 
-def _describe_exit(returncode: int) -> str:
-    if returncode < 0:
-        name = signal.Signals(-returncode).name
-        hint = " (killed: out of memory?)" if -returncode == signal.SIGKILL else ""
-        return f"crashed with {name}{hint}"
-    return f"exited with code {returncode} without a result"
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
-def _last_line(path: Path) -> str:
-    text = [line for line in _tail(path, 30).splitlines() if line.strip()]
-    return f": {text[-1].strip()[:200]}" if text else ""
-
-
-def run_all(dataset, specs: list[Spec], timeout: float, progress=None) -> list[dict]:
-    """Prepare the shared data once, then run every spec in turn."""
+def run_all(dataset, specs: list[Spec], timeout: float, progress=None) -> list[RunRow]:
+    """Prepare the shared data once, then run every spec in turn. `progress` (optional) gets
+    start(number, total, spec), tick(child) while it runs, and done(row)."""
     rows = []
-    with tempfile.TemporaryDirectory(prefix="dlcheck-bench-") as tmp:
-        workdir = Path(tmp)
+    with children.scratch("bench") as workdir:
         prepared = workdir / "prepared.npz"
         dataset.save(prepared)
         for number, spec in enumerate(specs, 1):
             spec.prepared = str(prepared)
             if progress:
-                progress(number, len(specs), spec)
-            rows.append(run_child(spec, workdir, timeout))
+                progress.start(number, len(specs), spec)
+            row = run_child(spec, workdir, timeout, progress.tick if progress else None)
+            if progress:
+                progress.done(row)
+            rows.append(row)
     return rows
 
 

@@ -19,6 +19,7 @@ from dlcheck.bench import protocol
 from dlcheck.bench.data import Dataset, Split
 from dlcheck.bench.protocol import HIDDEN, Outcome, Phases, Spec
 from dlcheck.bench.torch_inputs import HEAD_WORDS, DenseInputs, SparseInputs, prefetched
+from dlcheck.children import report_progress
 
 
 def _torch():
@@ -242,6 +243,7 @@ def run(spec: Spec) -> dict:
             curves["epoch_s"].append(time.perf_counter() - started)
             for key, value in zip(curves, (loss, acc, val_loss, val_acc), strict=False):
                 curves[key].append(float(value))
+            report_progress(f"book epoch {len(curves['epoch_s'])}/{protocol.BOOK_EPOCHS}")
         out.history["book"] = curves
         net.reset(weights)
 
@@ -254,6 +256,7 @@ def run(spec: Spec) -> dict:
         out.epoch_times.append(time.perf_counter() - started)
         curves["loss"].append(float(loss))
         curves["accuracy"].append(float(acc))
+        report_progress(f"timed epoch {len(out.epoch_times)}/{spec.epochs}")
     out.history["retrain"] = curves
     out.train_samples = train_in.n
     with phases("evaluate"):

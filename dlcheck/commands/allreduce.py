@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from dlcheck import jsonout
-from dlcheck.models import ExitCode
+from dlcheck.commands.common import FiniteFloat, apply_nvml_timeout, command, nvml_timeout_option
+from dlcheck.models import ExitCode, Report, Status
 
 
 class _Size(click.ParamType):
@@ -20,7 +20,28 @@ class _Size(click.ParamType):
             self.fail(str(error), param, ctx)
 
 
-@click.command()
+def build(backend, size, iters, warmup, ranks, timeout_s) -> Report:
+    from dlcheck.allreduce import cuda_device_count, run_allreduce, torch_installed
+
+    if not torch_installed():
+        raise click.UsageError(
+            "PyTorch is not installed in this environment. Fix: pip install torch "
+            "(or pip install 'dlcheck[torch]')"
+        )
+    result = run_allreduce(backend, size, iters, warmup, ranks, timeout_s)
+    if result.status == "PASS":
+        code = ExitCode.READY
+    elif result.status == "SKIP":
+        no_gpu = backend == "nccl" and cuda_device_count() == 0
+        code = ExitCode.CPU_ONLY if no_gpu else ExitCode.READY
+    else:
+        code = ExitCode.NOT_READY
+    status = Status.FAIL if result.status == "FAIL" else Status.PASS
+    errors = (result.reason,) if status is Status.FAIL else ()
+    return Report("allreduce", result, code, status, errors)
+
+
+@command("allreduce", renderer="dlcheck.render.allreduce:render")
 @click.option(
     "--backend",
     type=click.Choice(["nccl", "gloo"]),
@@ -33,49 +54,24 @@ class _Size(click.ParamType):
 @click.option("--warmup", type=click.IntRange(0, 1000), default=5, show_default=True)
 @click.option(
     "--ranks",
-    type=click.IntRange(1, 1024),
+    type=click.IntRange(1, 256),
     default=None,
     help="Processes [default: GPU count for nccl, 2 for gloo].",
 )
-@click.option("--timeout", "timeout_s", type=click.FloatRange(1), default=300, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print the dlcheck/1 JSON envelope.")
-def allreduce(backend, size, iters, warmup, ranks, timeout_s, as_json) -> ExitCode:
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=FiniteFloat(1, 86400),
+    default=300,
+    show_default=True,
+    help="Seconds for the whole run; stragglers are stopped.",
+)
+@nvml_timeout_option
+def allreduce(backend, size, iters, warmup, ranks, timeout_s, nvml_timeout) -> Report:
     """All-reduce (SUM, float32) across ranks: checks every value, reports bus bandwidth.
 
     algbw = size/time and busbw = algbw * 2(n-1)/n, as nccl-tests reports them.
     Skipped (exit 0) with one GPU; exit 3 with none; exit 1 when wrong or broken.
     """
-    from dlcheck.allreduce import cuda_device_count, run_allreduce
-
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        raise click.ClickException(
-            "PyTorch is not installed in this environment. Fix: pip install torch"
-        ) from None
-    result = run_allreduce(backend, size, iters, warmup, ranks, timeout_s)
-    if result.status == "PASS":
-        code = ExitCode.READY
-    elif result.status == "SKIP":
-        no_gpu = backend == "nccl" and cuda_device_count() == 0
-        code = ExitCode.CPU_ONLY if no_gpu else ExitCode.READY
-    else:
-        code = ExitCode.NOT_READY
-    if as_json:
-        click.echo(jsonout.envelope("allreduce", result.status, result.to_dict()))
-        return code
-    header = f"all_reduce SUM float32, backend {backend}, {result.ranks} ranks"
-    click.echo(header)
-    if result.median_time_us is not None:
-        click.echo(
-            f"{'size(B)':>12} {'count':>10} {'time(us)':>10} {'algbw(GB/s)':>12} "
-            f"{'busbw(GB/s)':>12} {'#wrong':>7}"
-        )
-        click.echo(
-            f"{result.size_bytes:>12} {result.elements:>10} {result.median_time_us:>10.1f} "
-            f"{result.algbw_gbps:>12.2f} {result.busbw_gbps:>12.2f} {result.wrong_elements:>7}"
-        )
-        for device in result.devices:
-            click.echo(f"  {device}")
-    click.echo(f"{result.status}{': ' + result.reason if result.reason else ''}")
-    return code
+    apply_nvml_timeout(nvml_timeout)
+    return build(backend, size, iters, warmup, ranks, timeout_s)

@@ -3,66 +3,100 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
+from typing import Any
 
 import click
 
-from dlcheck.commands.common import guarded
-from dlcheck.models import ExitCode, Status
+from dlcheck.commands.common import (
+    FiniteFloat,
+    apply_nvml_timeout,
+    command,
+    nvml_timeout_option,
+    show_ids_option,
+)
+from dlcheck.facts import Facts
+from dlcheck.models import CheckResult, ExitCode, Report, envelope_status
 
 
-@click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print the versioned JSON envelope.")
+@dataclass(frozen=True)
+class CheckOptions:
+    cpu_ok: bool = False
+    strict: bool = False
+    timeout: float = 120.0
+    frameworks: bool = True
+    show_ids: bool = False
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    verdict: str  # ready | not_ready | cpu_only
+    exit_code: ExitCode
+    facts: Facts
+    checks: list[CheckResult]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict,
+            "exit_code": int(self.exit_code),
+            **self.facts.to_dict(),
+            "checks": self.checks,
+        }
+
+
+def build(options: CheckOptions, on_probing=None) -> Report:
+    from dlcheck import checks, facts
+
+    collected = facts.collect(
+        probe_frameworks=options.frameworks,
+        probe_timeout=options.timeout,
+        show_ids=options.show_ids,
+        on_probing=on_probing,
+    )
+    results = checks.run_all(collected)
+    verdict, code = checks.verdict(results, collected, options.cpu_ok, options.strict)
+    return Report(
+        "check",
+        CheckReport(verdict, code, collected, results),
+        code,
+        envelope_status(r.status for r in results),
+    )
+
+
+@command("check", renderer="dlcheck.render.check:render")
 @click.option("-v", "--verbose", is_flag=True, help="Show the evidence behind each check.")
-@click.option("--cpu-ok", is_flag=True, help="A machine without a usable GPU exits 0, not 3.")
+@click.option(
+    "--cpu-ok",
+    is_flag=True,
+    envvar="DLCHECK_CPU_OK",
+    help="A machine without a usable GPU exits 0, not 3 [env DLCHECK_CPU_OK].",
+)
 @click.option("--strict", is_flag=True, help="Warnings count as failures (exit 1).")
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=1),
+    type=FiniteFloat(min=1, max=86400),
     default=120.0,
     show_default=True,
-    help="Seconds to wait for all framework probes together.",
+    envvar="DLCHECK_PROBE_TIMEOUT",
+    help="Seconds to wait for all framework probes together [env DLCHECK_PROBE_TIMEOUT].",
 )
 @click.option("--no-frameworks", is_flag=True, help="Skip the torch/TensorFlow/Keras/JAX probes.")
-@click.option("--show-ids", is_flag=True, help="Show GPU UUIDs and serials (masked by default).")
-@click.option("--debug", is_flag=True, help="Show a traceback on internal errors.")
-def check(as_json, verbose, cpu_ok, strict, timeout, no_frameworks, show_ids, debug) -> ExitCode:
+@show_ids_option
+@nvml_timeout_option
+def check(verbose, cpu_ok, strict, timeout, no_frameworks, show_ids, nvml_timeout):
     """Readiness report: system, driver, GPUs, frameworks, each check with a fix.
 
     \b
-    Exit codes: 0 ready, 1 a check failed, 3 no usable NVIDIA GPU
-    (0 with --cpu-ok), 4 internal error.
+    Exit codes: 0 ready, 1 a check failed (or could not be checked), 3 no usable
+    NVIDIA GPU (0 with --cpu-ok), 4 internal error.
     """
-    return guarded(debug, _run, as_json, verbose, cpu_ok, strict, timeout, no_frameworks, show_ids)
+    apply_nvml_timeout(nvml_timeout)
+    options = CheckOptions(cpu_ok, strict, timeout, not no_frameworks, show_ids)
 
+    def on_probing():
+        from dlcheck.render import Output
 
-def _run(as_json, verbose, cpu_ok, strict, timeout, no_frameworks, show_ids) -> ExitCode:
-    from dlcheck import checks, frameworks, gpu, render, system
-
-    facts = system.collect()
-    facts["gpu"] = gpu.collect(show_ids=show_ids)
-    if no_frameworks:
-        facts["frameworks"] = None
-    else:
-        if not as_json and not render.plain_wanted(sys.stderr):
+        if not Output.for_stream(sys.stderr).plain:
             click.echo(f"Probing frameworks (up to {timeout:g} s)...", err=True)
-        facts["frameworks"] = frameworks.run_probes(timeout=timeout)
-    results = checks.run_all(facts)
-    verdict, code = checks.verdict(results, facts, cpu_ok=cpu_ok, strict=strict)
-    report = {
-        "verdict": verdict,
-        "exit_code": int(code),
-        "host": facts["host"],
-        "system": facts["system"],
-        "kernel": facts["kernel"],
-        "driver": facts["gpu"]["driver"],
-        "nvml": facts["gpu"]["nvml"],
-        "gpus": facts["gpu"]["gpus"],
-        "frameworks": facts["frameworks"],
-        "checks": [r.to_dict() for r in results],
-    }
-    if as_json:
-        worst = Status.worst(r.status for r in results)
-        render.json_out("check", worst.value, report)
-    else:
-        render.check_view(report, verbose)
-    return code
+
+    return build(options, on_probing), {"verbose": verbose}

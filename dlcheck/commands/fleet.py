@@ -2,45 +2,56 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 
-from dlcheck import jsonout
-from dlcheck.fleet import fleet_exit_code, read_fleet, summary
-from dlcheck.models import ExitCode, Status
+from dlcheck.commands.common import command
+from dlcheck.fleet import HostRow
+from dlcheck.models import Report, envelope_status
 
 
-@click.command()
-@click.argument("reports_dir", type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the dlcheck/1 JSON envelope.")
-def fleet(reports_dir: Path, as_json: bool) -> ExitCode:
-    """Summarise reports/<host>/ folders fetched by playbooks/verify.yml.
+@dataclass(frozen=True)
+class FleetReport:
+    rows: list[HostRow]
+    summary: dict[str, int]
+    exit_code: int
 
-    Exits 0 when every host is ready, 3 when all work but some have no GPU,
-    1 when any host is not ready, failed or unreachable.
-    """
+    def to_dict(self) -> dict[str, Any]:
+        return {"hosts": self.rows, "summary": self.summary, "exit_code": self.exit_code}
+
+
+def build(reports_dir: Path) -> Report:
+    from dlcheck.fleet import fleet_exit_code, read_fleet, summary
+
     if not reports_dir.is_dir():
         raise click.UsageError(
             f"{reports_dir} is not a directory. Fix: run "
             "`ansible-playbook -i INVENTORY playbooks/verify.yml` first, then pass its "
             "reports folder (default: reports/)."
         )
-    rows = read_fleet(reports_dir)
+    try:
+        rows = read_fleet(reports_dir)
+    except OSError as error:
+        raise click.UsageError(f"cannot list {reports_dir}: {error.strerror}") from None
     if not rows:
         raise click.UsageError(
             f"{reports_dir} holds no host folders. Fix: point at the folder verify.yml "
             "fetched into (it has one sub-folder per host)."
         )
     code = fleet_exit_code(rows)
-    counts = summary(rows)
-    if as_json:
-        statuses = {ExitCode.READY: Status.PASS, ExitCode.CPU_ONLY: Status.WARN}
-        status = statuses.get(code, Status.FAIL)
-        data = {"hosts": [r.to_dict() for r in rows], "summary": counts, "exit_code": int(code)}
-        click.echo(jsonout.envelope("fleet", status.value, data))
-    else:
-        from dlcheck.fleet_render import render_table
+    data = FleetReport(rows, summary(rows), int(code))
+    return Report("fleet", data, code, envelope_status(r.status for r in rows))
 
-        render_table(rows, counts)
-    return code
+
+@command("fleet", renderer="dlcheck.render.fleet:render")
+@click.argument("reports_dir", type=click.Path(path_type=Path))
+def fleet(reports_dir: Path) -> Report:
+    """Summarise reports/<host>/ folders fetched by playbooks/verify.yml.
+
+    Exits 0 when every host is ready, 3 when all work but some have no GPU,
+    1 when any host is not ready, failed, unreachable or sent an unreadable report.
+    """
+    return build(reports_dir)

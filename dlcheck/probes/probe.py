@@ -1,8 +1,8 @@
-"""Framework probe, run as a child process: `python probe.py torch|tensorflow|keras|jax`.
+"""Framework probe, run as a child process: `python -m dlcheck.probes.probe NAME`.
 
 Prints exactly one JSON document on stdout. Whatever the framework itself prints goes to
-stderr (stdout is redirected while it loads). Imports nothing from dlcheck, so the
-parent never shares a process with a framework and a crash or hang stays here.
+stderr (stdout is redirected while it loads). The parent never imports a framework, so a crash
+or hang stays here. `probe_<name>` is looked up for every name in frameworks.REGISTRY.
 """
 
 from __future__ import annotations
@@ -85,7 +85,8 @@ def probe_torch() -> dict:
 
 
 def probe_tensorflow() -> dict:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # 1 keeps TensorFlow's warnings ("Cannot dlopen some GPU libraries") in the stderr tail
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     import tensorflow as tf
 
     build = dict(tf.sysconfig.get_build_info())
@@ -173,30 +174,27 @@ def probe_jax() -> dict:
     }
 
 
-PROBES = {
-    "torch": probe_torch,
-    "tensorflow": probe_tensorflow,
-    "keras": probe_keras,
-    "jax": probe_jax,
-}
-
-
 def _one_line(error: BaseException) -> str:
     text = " ".join(str(error).split()) or type(error).__name__
     return f"{type(error).__name__}: {text}"[:300]
 
 
 def main(argv: list[str]) -> int:
+    from dlcheck.children import bind_to_parent
+    from dlcheck.frameworks import REGISTRY
+
+    bind_to_parent()
     name = argv[1] if len(argv) > 1 else ""
     out = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # frameworks that print to stdout now print to stderr
     result = {"installed": False, "error": None}
-    if name not in PROBES:
+    probe = globals().get(f"probe_{name}") if name in REGISTRY else None
+    if probe is None:
         result["error"] = f"unknown framework {name!r}"
     elif importlib.util.find_spec(name) is not None:
         result["installed"] = True
         try:
-            result.update(PROBES[name]())
+            result.update(probe())
         except BaseException as error:  # report, never crash: the parent reads our JSON
             result["error"] = _one_line(error)
             traceback.print_exc()

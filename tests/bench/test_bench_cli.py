@@ -133,27 +133,11 @@ def test_real_file_path_end_to_end(tmp_path, monkeypatch):
 
     path = write_keras_npz(tmp_path / "imdb.npz", n_train=300, n_test=300)
     monkeypatch.setattr(data, "SHA256", data.sha256_of(path))  # stands in for Keras's file
-    from click.testing import CliRunner
+    from tests.fakes.cli import invoke
 
-    from dlcheck.bench import command
-
-    runner = CliRunner()
-    result = runner.invoke(
-        command.bench,
-        [
-            "--data",
-            str(path),
-            "--impl",
-            "torch-sparse",
-            "--device",
-            "cpu",
-            "--epochs",
-            "1",
-            "--json",
-        ],  # fmt: skip
-        standalone_mode=False,
-    )
-    assert result.exception is None, result.output
+    result = invoke(["bench", "--data", str(path), "--impl", "torch-sparse", "--device", "cpu",
+                     "--epochs", "1", "--json"])  # fmt: skip
+    assert result.code == 0, result.stderr
     body = json.loads(result.stdout)
     assert body["data"]["synthetic"] is False and body["data"]["dataset"] == "imdb"
     assert body["data"]["sha256"] == data.SHA256

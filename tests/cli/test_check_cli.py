@@ -6,12 +6,11 @@ import subprocess
 import sys
 
 import pytest
-from click.testing import CliRunner
 
 from dlcheck import checks, frameworks, gpu, system
-from dlcheck.cli import cli
 from dlcheck.models import ExitCode
 from tests.fakes import probes
+from tests.fakes.cli import invoke as run_cli
 from tests.fakes.host import gpu_host, make_roots
 
 pytest_plugins = ["tests.fakes.fixtures"]  # fake_nvml, clean_env
@@ -27,9 +26,9 @@ CHECK_KEYS = ["code", "evidence", "fix", "message", "status"]
 
 
 def invoke(args):
-    """CliRunner run; the command returns its ExitCode (cli.main turns it into the exit status)."""
-    result = CliRunner().invoke(cli, args, standalone_mode=False, catch_exceptions=False)
-    return result, result.return_value
+    """In-process run through cli.run: (captured output, exit code)."""
+    ran = run_cli(args)
+    return ran, ran.code
 
 
 @pytest.fixture
@@ -76,8 +75,10 @@ def test_gpu_human_view_and_lost_gpu_exit(gpu_machine):
     gpu_machine("gpu_lost")
     result, code = invoke(["gpu"])
     assert code == ExitCode.NOT_READY
-    assert "GPU 1  ** gpu_lost **" in result.stdout and "memory.total" in result.stdout
-    assert "81559 MiB" in result.stdout
+    assert "GPU 1: FAIL gpu_lost" in result.stdout and "555 / 81559" in result.stdout
+    full, _ = invoke(["gpu", "--all"])
+    assert "GPU 1  ** gpu_lost **" in full.stdout and "memory.total" in full.stdout
+    assert "81559 MiB" in full.stdout
 
 
 @pytest.mark.parametrize(
@@ -124,7 +125,7 @@ def test_hanging_probe_cut_off_through_the_cli(gpu_machine):
 
 def test_no_frameworks_skips_probes(gpu_machine, monkeypatch):
     gpu_machine()
-    monkeypatch.setattr(frameworks, "run_probes", lambda **_: pytest.fail("probes ran"))
+    monkeypatch.setattr(frameworks, "start_probes", lambda *_, **__: pytest.fail("probes ran"))
     result, code = invoke(["check", "--json", "--no-frameworks"])
     assert json.loads(result.stdout)["data"]["frameworks"] is None and code == ExitCode.READY
 
@@ -151,10 +152,10 @@ def test_usage_error_exits_2():
 
 
 def test_rich_view_when_a_terminal(gpu_machine, monkeypatch):
-    from dlcheck import render
+    from dlcheck.render import Output
 
     gpu_machine("persistence_off")
-    monkeypatch.setattr(render, "plain_wanted", lambda stream=None: False)
+    monkeypatch.setattr(Output, "for_stream", classmethod(lambda cls, s=None: cls(s, False, 120)))
     result, _ = invoke(["check", "--no-frameworks", "-v"])
     assert "READY" in result.stdout and "persistence_mode_off" in result.stdout
 

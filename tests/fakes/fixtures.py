@@ -22,6 +22,8 @@ def fake_nvml(monkeypatch):
         return fake
 
     yield install
+    if "fake" in installed:
+        installed["fake"].release()
     nvml.reset()
 
 

@@ -5,66 +5,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from dlcheck import jsonout
-from dlcheck.cli import cli
+from dlcheck import models
 from dlcheck.fleet import read_fleet, read_host
 from dlcheck.models import ExitCode
-
-GPU = {"index": 0, "name": "NVIDIA A10G", "uuid": "GPU-1", "memory.total": 23028}
-
-
-def _framework(version, cuda=None, gpus=None, installed=True):
-    return {"installed": installed, "version": version, "cuda": cuda, "gpu_count": gpus}
-
-
-def check_data(verdict="ready", gpus=(GPU,), frameworks=None, failing=()):
-    frameworks = frameworks or {
-        "torch": _framework("2.13.0", "12.8", len(gpus)),
-        "tensorflow": _framework("2.21.0", "12.5", len(gpus)),
-        "keras": {"installed": True, "version": "3.15.1", "backend": "tensorflow"},
-    }
-    checks = [{"code": "driver_loaded", "status": "PASS", "message": "ok"}]
-    checks += [{"code": code, "status": "FAIL", "message": "broken"} for code in failing]
-    return {
-        "verdict": verdict,
-        "exit_code": {"ready": 0, "not_ready": 1, "cpu_only": 3}[verdict],
-        "host": {"hostname": "h"},
-        "driver": {
-            "version": "580.95.05" if gpus else None,
-            "nvml_version": None,
-            "cuda_driver_version": "13.0" if gpus else None,
-        },
-        "gpus": list(gpus),
-        "frameworks": frameworks,
-        "checks": checks,
-    }
-
-
-def smoke_data(passed=10, failed=(), skipped=0):
-    tests = [
-        {"nodeid": f"smoke_tests/test_x.py::{n}", "outcome": "failed", "reason": f"{n} broke"}
-        for n in failed
-    ]
-    summary = {"passed": passed, "failed": len(failed), "skipped": skipped, "error": 0}
-    return {"summary": summary, "tests": tests}
-
-
-def write_host(root: Path, host: str, status="ok", check=None, bench=None, smoke=None, **raw):
-    folder = root / host
-    folder.mkdir(parents=True)
-    (folder / "status.json").write_text(json.dumps({"host": host, "state": status, **raw}))
-    if check is not None:
-        (folder / "check.json").write_text(jsonout.envelope("check", "PASS", check))
-    if bench is not None:
-        (folder / "bench.json").write_text(jsonout.envelope("bench", "PASS", bench))
-    if smoke is not None:
-        (folder / "smoke.json").write_text(jsonout.envelope("smoke", "PASS", smoke))
-    return folder
+from tests.fakes.cli import invoke
+from tests.fakes.reports import bench_data, check_data, smoke_data, write_host
+from tests.fakes.reports import framework as _framework
 
 
 @pytest.fixture
@@ -73,7 +22,7 @@ def fleet_dir(tmp_path):
         tmp_path,
         "gpu-1",
         check=check_data(),
-        bench={"speedup": {"keras": 4.2, "torch": 6.5, "torch-sparse": None}},
+        bench=bench_data({"keras": 4.2, "torch": 6.5, "torch-sparse": None}),
         smoke=smoke_data(),
     )
     write_host(
@@ -149,7 +98,7 @@ def test_failed_run_keeps_what_was_fetched(tmp_path):
     folder = write_host(
         tmp_path, "h", status="failed", failed_task="Run the smoke tests", message="rc=4"
     )
-    (folder / "check.json").write_text(jsonout.envelope("check", "PASS", check_data()))
+    (folder / "check.json").write_text(models.envelope("check", "PASS", check_data()))
     row = read_host(folder)
     assert row.state == "failed"
     assert row.verdict == "ready"
@@ -163,10 +112,9 @@ def test_folder_without_any_report_is_no_report(tmp_path):
 
 
 def test_table_shows_every_host_and_exits_not_ready(fleet_dir):
-    result = CliRunner().invoke(cli, ["fleet", str(fleet_dir)], standalone_mode=False)
-    assert result.exception is None, result.output
-    assert result.return_value == ExitCode.NOT_READY
-    out = result.output
+    result = invoke(["fleet", str(fleet_dir)])
+    assert result.code == ExitCode.NOT_READY, result.stderr
+    out = result.stdout
     for host in ("gpu-1", "cpu-1", "broken-1", "gone-1", "corrupt-1"):
         assert host in out
     assert "1 x NVIDIA A10G" in out and "6.5x (torch)" in out
@@ -176,8 +124,8 @@ def test_table_shows_every_host_and_exits_not_ready(fleet_dir):
 
 
 def test_json_envelope_lists_every_host(fleet_dir):
-    result = CliRunner().invoke(cli, ["fleet", "--json", str(fleet_dir)], standalone_mode=False)
-    body = json.loads(result.output)
+    result = invoke(["fleet", "--json", str(fleet_dir)])
+    body = json.loads(result.stdout)
     assert (body["schema"], body["command"], body["status"]) == ("dlcheck/1", "fleet", "FAIL")
     hosts = {h["host"]: h for h in body["data"]["hosts"]}
     assert set(hosts) == {"gpu-1", "cpu-1", "broken-1", "gone-1", "corrupt-1"}
@@ -213,3 +161,19 @@ def test_bad_reports_dir_is_a_one_line_usage_error(tmp_path, make):
     )
     assert proc.returncode == ExitCode.USAGE
     assert "Fix:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_perf_column_makes_the_slow_gpu_host_stand_out(tmp_path):
+    from tests.perf.test_report_views import report as perf_report
+
+    for host, gpus in (("fast-1", ("healthy_h100_sxm",)),
+                       ("slow-1", ("healthy_h100_sxm", "throttled_rtx4090"))):  # fmt: skip
+        folder = write_host(tmp_path, host, check=check_data(), smoke=smoke_data())
+        data = perf_report(*gpus)
+        (folder / "perf.json").write_text(models.envelope("perf", data["status"], data))
+    rows = by_host(read_fleet(tmp_path))
+    assert rows["fast-1"].perf.startswith("PASS") and rows["fast-1"].state == "ready"
+    assert rows["slow-1"].perf_status == "FAIL" and rows["slow-1"].state == "not_ready"
+    assert "GPU 1 matmul_fp16 at 44% of expected (thermal_slowdown)" in rows["slow-1"].perf
+    table = invoke(["fleet", str(tmp_path)]).stdout
+    assert "thermal_slowdown" in table and "slow-1: perf: FAIL" in table

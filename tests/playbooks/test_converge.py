@@ -34,7 +34,7 @@ pytestmark = [
 WHEELHOUSE = Path(os.environ.get("DLCHECK_TEST_WHEELHOUSE", "/opt/wheels"))
 HOST_CAS = sorted(glob.glob("/usr/local/share/ca-certificates/**/*.crt", recursive=True))
 HAS_CHECK = (REPO / "dlcheck/commands/check.py").exists()
-HAS_BENCH = (REPO / "dlcheck/bench/command.py").exists()
+HAS_BENCH = (REPO / "dlcheck/commands/bench.py").exists()
 TIMINGS: dict[str, float] = {}
 
 

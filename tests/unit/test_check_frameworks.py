@@ -14,8 +14,8 @@ pytest_plugins = ["tests.fakes.fixtures"]  # fake_nvml, clean_env
 def test_fake_probe_json_is_parsed(monkeypatch):
     monkeypatch.setattr(frameworks, "probe_command", probes.command_for(probes.HEALTHY))
     result = frameworks.run_probes(("torch", "jax"), timeout=30)
-    assert result["torch"]["cuda"] == "13.0" and result["torch"]["probe"]["status"] == "ok"
-    assert result["jax"]["installed"] is False
+    assert result["torch"].cuda == "13.0" and result["torch"].probe.status == "ok"
+    assert result["jax"].installed is False
 
 
 def test_hanging_probes_are_cut_off_in_parallel(monkeypatch):
@@ -26,16 +26,16 @@ def test_hanging_probes_are_cut_off_in_parallel(monkeypatch):
     elapsed = time.monotonic() - started
     assert elapsed < 6  # one shared deadline, not 1.5 s per probe in series
     for name in ("torch", "tensorflow", "jax"):
-        assert result[name]["probe"]["status"] == "timeout"
-        assert "1.5 s" in result[name]["error"]
-    assert result["keras"]["backend"] == "tensorflow"
+        assert result[name].probe.status == "timeout"
+        assert "1.5 s" in result[name].error
+    assert result["keras"].backend == "tensorflow"
 
 
 def test_crashing_probe_is_reported(monkeypatch):
     monkeypatch.setattr(frameworks, "probe_command", probes.command_for({"torch": "CRASH"}))
     result = frameworks.run_probes(("torch",), timeout=30)["torch"]
-    assert result["probe"]["status"] == "crashed"
-    assert "139" in result["error"] and "Segfault" in result["error"]
+    assert result.probe.status == "crashed"
+    assert "139" in result.error and "Segfault" in result.error
 
 
 @pytest.fixture(scope="module")
@@ -52,26 +52,26 @@ def real(tmp_path_factory):
 def test_real_torch_probe(real):
     torch = real[0]["torch"]
     pytest.importorskip("torch")
-    assert torch["probe"]["status"] == "ok", torch
-    assert torch["installed"] and torch["version"].startswith("2.")
-    assert torch["cpu_matmul_ok"] is True
-    if torch["cuda"] is None:  # this machine: CPU wheel
-        assert torch["cuda_build"] is False and torch["gpu_count"] == 0
+    assert torch.probe.status == "ok", torch
+    assert torch.installed and torch.version.startswith("2.")
+    assert torch.extra["cpu_matmul_ok"] is True
+    if torch.cuda is None:  # this machine: CPU wheel
+        assert torch.cuda_build is False and torch.gpu_count == 0
 
 
 def test_real_tensorflow_probe(real):
     pytest.importorskip("tensorflow")
     tf = real[0]["tensorflow"]
-    assert tf["probe"]["status"] == "ok", tf
-    assert tf["version"].startswith("2.") and isinstance(tf["cuda_build"], bool)
+    assert tf.probe.status == "ok", tf
+    assert tf.version.startswith("2.") and isinstance(tf.cuda_build, bool)
 
 
 def test_real_keras_probe_writes_nothing_of_the_users(real):
     pytest.importorskip("keras")
     result, keras_home = real
     keras = result["keras"]
-    assert keras["version"].startswith("3.")
-    assert (keras["backend"], keras["backend_source"]) == ("tensorflow", "default")
+    assert keras.version.startswith("3.")
+    assert (keras.backend, keras.backend_source) == ("tensorflow", "default")
     assert list(keras_home.iterdir()) == []  # Keras wrote its keras.json in the scratch home
 
 
@@ -81,5 +81,5 @@ def test_real_keras_backend_from_user_config(tmp_path, monkeypatch):
     (tmp_path / "keras.json").write_text(json.dumps({"backend": "torch"}))
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     keras = frameworks.run_probes(("keras",), timeout=300)["keras"]
-    assert (keras["backend"], keras["backend_source"]) == ("torch", "keras.json")
+    assert (keras.backend, keras.backend_source) == ("torch", "keras.json")
     assert json.loads((tmp_path / "keras.json").read_text()) == {"backend": "torch"}

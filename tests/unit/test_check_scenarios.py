@@ -1,10 +1,13 @@
 """Each fault scenario -> the right check status, code and fix (facts from the real collectors)."""
 
+import dataclasses
+
 import pytest
 
-from dlcheck import checks, frameworks, gpu, system
+from dlcheck import checks
 from dlcheck.models import ExitCode, Status
 from tests.fakes import probes
+from tests.fakes.facts import make_facts
 from tests.fakes.host import gpu_host, make_roots
 
 pytest_plugins = ["tests.fakes.fixtures"]  # fake_nvml, clean_env
@@ -13,18 +16,7 @@ pytestmark = pytest.mark.usefixtures("clean_env")
 
 def facts_for(fake_nvml, tmp_path, nvml_scenario, roots=None, fw=None):
     fake_nvml(nvml_scenario)
-    facts = system.collect(roots or gpu_host(tmp_path))
-    facts["gpu"] = gpu.collect()
-    if fw is None:
-        facts["frameworks"] = None
-    else:
-        facts["frameworks"] = {}
-        for name, doc in fw.items():
-            record = frameworks.empty(name)
-            record.update(doc)
-            record["probe"] = {"status": "ok", "seconds": 0.1, "stderr_tail": None}
-            facts["frameworks"][name] = record
-    return facts
+    return make_facts(roots or gpu_host(tmp_path), fw)
 
 
 def run(facts, cpu_ok=False, strict=False):
@@ -123,7 +115,7 @@ def test_one_gpu_lost_while_the_other_works(fake_nvml, tmp_path):
     assert (
         found["gpu_lost"].evidence["index"] == 1 and "1 other(s) work" in found["gpu_lost"].message
     )
-    assert verdict == "not_ready" and len(checks.usable_gpus(facts)) == 1
+    assert verdict == "not_ready" and len(facts.usable_gpus) == 1
 
 
 def test_consumer_card_not_supported_fields_do_not_fail(fake_nvml, tmp_path):
@@ -197,8 +189,16 @@ def test_framework_sees_no_gpu_because_of_cuda_visible_devices(fake_nvml, tmp_pa
 
 def test_framework_sees_no_gpu_in_a_container(fake_nvml, tmp_path):
     fw = {"tensorflow": probes.tensorflow_gpu(gpu_count=0)}
-    found, _, _ = run(facts_for(fake_nvml, tmp_path, "healthy_single", fw=fw))
+    roots = gpu_host(tmp_path, container_env="docker")
+    found, _, _ = run(facts_for(fake_nvml, tmp_path, "healthy_single", roots=roots, fw=fw))
     assert "--gpus all" in found["tensorflow_no_gpu"].fix
+
+
+def test_framework_sees_no_gpu_outside_a_container_is_not_told_about_docker(fake_nvml, tmp_path):
+    fw = {"tensorflow": probes.tensorflow_gpu(gpu_count=0)}
+    found, _, _ = run(facts_for(fake_nvml, tmp_path, "healthy_single", fw=fw))
+    assert "--gpus" not in found["tensorflow_no_gpu"].fix
+    assert "import tensorflow" in found["tensorflow_no_gpu"].fix
 
 
 def test_cudnn_loaded_differs_and_system_copy_shadows(fake_nvml, tmp_path, monkeypatch):
@@ -264,10 +264,20 @@ def test_device_nodes_fewer_than_gpus(fake_nvml, tmp_path):
 
 def test_too_little_ram_and_disk(fake_nvml, tmp_path):
     facts = facts_for(fake_nvml, tmp_path, "healthy_single")
-    facts["system"]["memory"] = {"total_mib": 1500, "available_mib": 900}
-    facts["system"]["disk"]["dataset_cache"]["free_mib"] = 100
-    found, verdict, _ = run(facts)
-    assert found["ram_for_benchmark"].status is Status.FAIL
+    system = facts.system
+    cache = dataclasses.replace(system.disk.dataset_cache, free_mib=100)
+    system = dataclasses.replace(
+        system,
+        memory=dataclasses.replace(system.memory, total_mib=1500, available_mib=900),
+        disk=dataclasses.replace(system.disk, dataset_cache=cache),
+    )
+    found, verdict, _ = run(dataclasses.replace(facts, system=system))
+    ram = found["ram_for_benchmark"]
+    assert ram.status is Status.WARN and "keras (~5600 MiB), torch (~2300 MiB)" in ram.message
+    assert ram.fix.startswith("dlcheck bench --impl torch-sparse")
+    tiny = dataclasses.replace(system.memory, total_mib=500, available_mib=400)
+    starved = run(dataclasses.replace(facts, system=dataclasses.replace(system, memory=tiny)))[0]
+    assert starved["ram_for_benchmark"].status is Status.FAIL
     assert (
         found["disk_dataset_cache"].status is Status.FAIL
         and "KERAS_HOME" in found["disk_dataset_cache"].fix
@@ -281,3 +291,56 @@ def test_performance_env_var_and_strict(fake_nvml, tmp_path, monkeypatch):
     found, verdict, _ = run(facts)
     assert found["performance_env_var"].status is Status.WARN and verdict == "ready"
     assert run(facts, strict=True)[2] == ExitCode.NOT_READY
+
+
+def test_tensorflow_cuda_build_that_cannot_dlopen_its_libraries(fake_nvml, tmp_path):
+    from dataclasses import replace
+
+    fw = {"tensorflow": probes.tensorflow_gpu(gpu_count=0)}
+    facts = facts_for(fake_nvml, tmp_path, "healthy_single", fw=fw)
+    tail = ("W0000 gpu_device.cc:2344] Cannot dlopen some GPU libraries. Please make sure the "
+            "missing libraries mentioned above are installed properly\n")  # fmt: skip
+    tf = facts.frameworks["tensorflow"]
+    probe = replace(tf.probe, stderr_tail=tail)
+    facts = replace(facts, frameworks={"tensorflow": replace(tf, probe=probe)})
+    found, verdict, _ = run(facts)
+    result = found["tensorflow_cuda_libraries_missing"]
+    assert result.status is Status.FAIL and verdict == "not_ready"
+    assert "tensorflow[and-cuda]" in result.fix and "--gpus" not in result.fix
+    assert "Cannot dlopen some GPU libraries" in result.evidence["dlopen_messages"][0]
+
+
+def test_framework_that_could_not_be_probed_is_never_ready(fake_nvml, tmp_path):
+    from dataclasses import replace
+
+    from dlcheck.frameworks import ProbeResult, ProbeRun
+
+    facts = facts_for(fake_nvml, tmp_path, "healthy_single", fw=probes.HEALTHY)
+    hung = ProbeResult("torch", installed=None, error="probe did not answer within 120 s",
+                       probe=ProbeRun("timeout", 120.0, None))  # fmt: skip
+    found, verdict, code = run(replace(facts, frameworks={**facts.frameworks, "torch": hung}))
+    assert found["torch_probe_failed"].status is Status.FAIL
+    assert "--timeout" in found["torch_probe_failed"].fix
+    assert (verdict, code) == ("not_ready", ExitCode.NOT_READY)
+
+
+@pytest.mark.parametrize(
+    "driver, expected",
+    [
+        ("580.82.07", "whl/cu130"),  # the newest wheel this driver runs
+        ("570.86.15", "whl/cu128"),  # cu130 needs 580: the fix names the wheel that runs
+        ("535.183.01", "whl/cu126"),
+        ("470.256.02", "Upgrade the NVIDIA driver first"),  # none runs: say so, then the wheel
+    ],
+)
+def test_torch_install_fix_follows_the_driver(fake_nvml, tmp_path, driver, expected):
+    from tests.fakes.nvml import _with
+
+    cuda = {"580": "13.0", "570": "12.8", "535": "12.2", "470": "11.4"}[driver[:3]]
+    scenario = _with({}, driver={"version": driver, "nvml_version": f"12.{driver}",
+                                 "cuda_driver_version": cuda})  # fmt: skip
+    fw = {"torch": probes.torch_cpu()}
+    found, _, _ = run(facts_for(fake_nvml, tmp_path, scenario, roots=gpu_host(tmp_path, driver),
+                                fw=fw))  # fmt: skip
+    fix = found["torch_cpu_build"].fix
+    assert expected in fix and "--index-url https://download.pytorch.org/whl/cu" in fix

@@ -6,8 +6,7 @@ import math
 from click.testing import CliRunner
 
 from dlcheck import cli as cli_module
-from dlcheck.jsonout import envelope
-from dlcheck.models import ExitCode, Status
+from dlcheck.models import ExitCode, Status, envelope
 
 
 def test_exit_codes_are_distinct_and_documented():
@@ -15,7 +14,7 @@ def test_exit_codes_are_distinct_and_documented():
     assert len(values) == len(set(values))
     assert ExitCode.USAGE == 2  # click's own code for usage errors
     for code in ExitCode:
-        assert f"{code.value}  " in cli_module.cli.help
+        assert f"{code.value} " in cli_module.cli.help
 
 
 def test_worst_status_orders_fail_over_warn_over_pass():
