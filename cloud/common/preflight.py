@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -349,8 +350,6 @@ def resolve_region() -> tuple[str | None, str]:
     except ImportError:
         return None, "boto3 is missing; fix: pip install boto3"
     from botocore.exceptions import BotoCoreError
-
-    import os
 
     try:
         # AWS_REGION is what the other AWS SDKs and the CLI v2 read; botocore reads only
