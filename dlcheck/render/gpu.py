@@ -20,8 +20,7 @@ def render(report: Report, out: Output) -> None:
         f"max CUDA (driver) {na(driver.cuda_driver_version)}"
     ]
     if nvml_state.error:
-        lines.append(f"NVML unavailable: {nvml_state.error} ({nvml_state.detail})")
-        lines.append("Run `dlcheck` for the diagnosis and the fix.")
+        lines += _nvml_problem(nvml_state)
     elif not data.gpus:
         lines.append("NVML reports no GPUs.")
     for g in data.gpus:
@@ -44,6 +43,16 @@ def render(report: Report, out: Output) -> None:
     out.write("\n".join(lines) + "\n")
 
 
+def _nvml_problem(nvml_state) -> list[str]:
+    """A hung driver gets its diagnosis and fix here: rerunning `dlcheck` would hang as long."""
+    if nvml_state.error == "not_responding":
+        from dlcheck.checks.driver import HUNG_DRIVER_FIX
+
+        return [f"FAIL nvml_not_responding: {nvml_state.detail}", f"Fix: {HUNG_DRIVER_FIX}"]
+    return [f"NVML unavailable: {nvml_state.error} ({nvml_state.detail})",
+            "Run `dlcheck` for the diagnosis and the fix."]  # fmt: skip
+
+
 def _gpu_cell(key: str, value: Any) -> str:
     if key == "processes" and value is not None:
         value = [f"{p['pid']} {p['process_name'] or '?'}" for p in value]
@@ -55,8 +64,8 @@ def _gpu_rich(data: GpuInventory, out: Output) -> None:
 
     driver = data.driver
     table = Table(
-        title=f"Driver {na(driver.version)}, NVML {na(driver.nvml_version)}, "
-        f"max CUDA {na(driver.cuda_driver_version)}",
+        title=escape(f"Driver {na(driver.version)}, NVML {na(driver.nvml_version)}, "
+                     f"max CUDA {na(driver.cuda_driver_version)}"),
         title_justify="left",
     )
     table.add_column("field", style="bold")
@@ -68,7 +77,10 @@ def _gpu_rich(data: GpuInventory, out: Output) -> None:
         if key in ("index", "error"):
             continue
         table.add_row(key, *(escape(_gpu_cell(key, g[key])) for g in data.gpus))
-    out.console().print(table)
+    console = out.console()
+    console.print(table)
+    for line in _nvml_problem(data.nvml) if data.nvml.error else []:  # e.g. a GPU that hung
+        console.print(line, markup=False)
 
 
 def _unit(key: str) -> str:

@@ -81,6 +81,13 @@ CASES = [
     for columns in (40, 200)
 ]
 FITS = {name for name, *_, fits in VIEWS if fits}
+MUST_SHOW = {  # view -> text it must show (hostile names shown literally, minus the escapes)
+    "check-hung": "journalctl",
+    "gpu-hung-one": "nvidia-smi -r",
+    "gpu-no-nvml": "library_missing",
+    "gpu-hostile": "[/]evil",
+    "fleet": "host[bold]",
+}
 # The benchmark's progress line on the same terminal: it redraws itself in place, so each
 # drawing must fit one terminal line, or the redraws pile up as garbage.
 PROGRESS = [
@@ -98,7 +105,12 @@ def test_human_view_in_a_terminal(case, run_case):
     assert "\x1b" not in shown and "\x07" not in shown, repr(shown[:2000])
     assert "\u202e" not in shown and "\x9b" not in shown
     assert shown.strip(), "the view printed nothing"
-    if case.id.rsplit("-", 1)[0] in FITS:
+    view = case.id.rsplit("-", 1)[0]
+    # At 40 columns rich folds fleet's nine columns letter by letter: readable text is for the
+    # presentation rework (issue 10's render/ work); here it must not crash or leak escapes.
+    if not (view == "fleet" and case.columns < 100):
+        assert MUST_SHOW.get(view, "") in " ".join(shown.split()), shown[-3000:]
+    if view in FITS:
         wide = [line for line in shown.splitlines() if len(line) > case.columns]
         assert not wide, f"{len(wide)} lines wider than {case.columns}: {wide[:3]}"
 
