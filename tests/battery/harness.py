@@ -66,6 +66,7 @@ class Outcome:
     leftovers: list[str] = field(default_factory=list)  # paths left in the case's TMPDIR
     signal_to_exit_s: float | None = None  # signal cases: from the signal to the exit
     phase_missed: bool = False  # signal cases: the phase to signal at never came
+    stdout_captured: bool = True  # False: stdout was closed on purpose (nothing to validate)
 
     @property
     def hung(self) -> bool:
@@ -121,7 +122,7 @@ def _problems(outcome: Outcome, schema_name: str | None, debug: bool,
         problem = schema_problem(schema_name, outcome.stdout)
         if problem:
             problems["schema"] = problem
-    elif schema_name and outcome.code in (0, 3):
+    elif schema_name and outcome.code == 0 and outcome.stdout_captured:
         problems["schema"] = "--json printed nothing on success"
     errors = error_lines(outcome.stderr)
     if not debug and len(errors) > max_error_lines:
@@ -291,6 +292,7 @@ def run_process(args: list[str], tmp: Path, *, scenario: str = "healthy_single",
         _leftovers(Path(case_env["TMPDIR"])) + _leftovers(fallback),
         ended - signalled if signalled else None,
         bool(send) and not signalled,
+        (stdout or Stream()).kind in ("file", "pty") or bool(columns),
     )
 
 

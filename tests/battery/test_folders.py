@@ -2,8 +2,8 @@
 
 Read-only and full are real file systems: a small tmpfs mounted for the case (this needs root,
 as on the CI machine; elsewhere those cases are skipped, with the reason). A full one is filled
-until the kernel says ENOSPC; "nearly full" leaves one 4 KiB page, so that Python's own check of TMPDIR
-(it writes 4 bytes) passes and dlcheck's real writes fail midway.
+until the kernel says ENOSPC; "nearly full" leaves one 4 KiB page, so that Python's own check
+of TMPDIR (it writes 4 bytes) passes and dlcheck's real writes fail midway.
 
 When TMPDIR cannot be used at all, Python's tempfile falls back to $TEMP, $TMP, then /tmp
 (documented Python behaviour, which dlcheck keeps); every real-process case points TEMP at a
