@@ -30,6 +30,8 @@ PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])  # the folder holding `d
 TAIL_CHARS = 2000
 PARENT_ENV = "DLCHECK_PARENT_PID"
 PROGRESS_ENV = "DLCHECK_PROGRESS"
+DEBUG_ENV = "DLCHECK_DEBUG"  # set by the CLI for --debug
+TRACEBACK = "Traceback (most recent call last)"
 
 _lock = threading.Lock()
 _live: dict[int, subprocess.Popen] = {}
@@ -107,7 +109,7 @@ class Child:
     def _result(self, timed_out: bool, seconds: float) -> ChildResult:
         code = self.process.returncode
         stdout = _read(self.out)
-        tail = _read(self.err)[-TAIL_CHARS:] or None
+        tail = _without_tracebacks(_read(self.err))[-TAIL_CHARS:] or None
         document, error = None, None
         if timed_out:
             status = "timeout"
@@ -280,6 +282,22 @@ def _read(path: Path) -> str:
         return path.read_bytes().decode("utf-8", errors="replace")
     except OSError:
         return ""
+
+
+def _without_tracebacks(text: str) -> str:
+    """A child's stderr with each Python traceback cut to its last line (what went wrong):
+    the frames are dlcheck's or a framework's insides, shown only with --debug
+    (DLCHECK_DEBUG), as for dlcheck's own tracebacks."""
+    if os.environ.get(DEBUG_ENV) or TRACEBACK not in text:
+        return text
+    kept, in_frames = [], False
+    for line in text.splitlines():
+        if line.startswith(TRACEBACK):
+            in_frames = True
+        elif not (in_frames and (line[:1].isspace() or not line.strip())):
+            in_frames = False
+            kept.append(line)
+    return "\n".join(kept)
 
 
 def _document(result: Path | None, stdout: str) -> tuple[Any, str | None]:

@@ -49,7 +49,7 @@ SUBCOMMANDS = {
     ),
 }
 DEFAULT_COMMAND = "check"
-DEBUG_ENV = "DLCHECK_DEBUG"  # also read by children.py: tracebacks of children kept or folded
+DEBUG_ENV = "DLCHECK_DEBUG"  # children.py reads it too: children's tracebacks kept or cut
 
 
 class Terminated(BaseException):
