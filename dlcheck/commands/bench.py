@@ -15,6 +15,7 @@ from dlcheck.bench.protocol import VALIDATION
 from dlcheck.commands.common import (
     Failure,
     FiniteFloat,
+    UsablePath,
     apply_nvml_timeout,
     command,
     nvml_timeout_option,
@@ -331,7 +332,7 @@ class _Choices(click.ParamType):
 @click.option(
     "--data",
     "data_path",
-    type=click.Path(dir_okay=False),
+    type=UsablePath(dir_okay=False),
     help="An imdb.npz fetched elsewhere (air-gapped sites); its sha256 is checked.",
 )
 @click.option(
@@ -367,7 +368,7 @@ class _Choices(click.ParamType):
 @click.option(
     "--plot",
     "plot_path",
-    type=click.Path(dir_okay=False),
+    type=UsablePath(dir_okay=False),
     help="Write loss/accuracy curves and CPU-vs-GPU epoch times to this PNG.",
 )
 @nvml_timeout_option

@@ -117,7 +117,7 @@ LONG_PATH = "/tmp/" + "/".join(["d" * 200] * 500)  # 100 kB, each part under NAM
 LONG_CASES = [
     ("fleet-long-path", ["fleet", LONG_PATH], 2),
     ("fleet-long-name", ["fleet", LONG], 2),
-    ("bench-data-long", ["bench", "--device", "cpu", "--data", LONG_PATH], 1),
+    ("bench-data-long", ["bench", "--device", "cpu", "--data", LONG_PATH], 2),
     ("bench-plot-long", ["bench", "--device", "gpu", "--synthetic", "--plot", LONG + ".png"], 2),
     ("bench-plot-long-path", ["bench", "--device", "gpu", "--synthetic", "--plot",
                               LONG_PATH + ".png"], 2),  # fmt: skip
