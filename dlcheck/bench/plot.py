@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dlcheck.bench.impls import IMPLS
@@ -66,5 +67,7 @@ def write(report: BenchReport, path: str) -> None:
     source = "SYNTHETIC IMDB-shaped data" if data["synthetic"] else "IMDB (Keras imdb.npz)"
     fig.suptitle(f"dlcheck bench: {source}, protocol {data['protocol']}")
     fig.tight_layout()
+    # --plot was checked before the run: its folder exists or can be made (system.folder_problem)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
