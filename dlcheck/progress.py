@@ -7,6 +7,7 @@ epochs. On a terminal it redraws one line; elsewhere it prints a line per change
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import time
@@ -66,9 +67,8 @@ class RowProgress:
     def _show(self, text: str) -> None:
         elapsed = time.monotonic() - self.started
         line = f"{self.prefix}: {self.label}: {text}  {elapsed:.0f} s{self._eta(text)}"
-        if self.live:
-            width = 200
-            self._write("\r\x1b[2K" + line[:width])
+        if self.live:  # redrawn in place: it must fit one terminal line, or redraws pile up
+            self._write("\r\x1b[2K" + line[: _columns(self.stream) - 1])
             self.pending = True
         else:
             self._write(line + "\n")
@@ -95,6 +95,13 @@ class RowProgress:
             self.stream.flush()
         except (OSError, ValueError):  # stderr closed: progress is a courtesy
             pass
+
+
+def _columns(stream) -> int:
+    try:
+        return max(20, os.get_terminal_size(stream.fileno()).columns)
+    except (AttributeError, OSError, ValueError):
+        return 80
 
 
 def _isatty(stream) -> bool:
