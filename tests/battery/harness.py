@@ -212,6 +212,9 @@ class Signal:
     signum: int
     phase: Callable[[Watch], bool]
     again_after_s: float | None = None  # a second one this long after the first (impatience)
+    # "thread": to a thread other than the main one (tgkill), as the kernel may pick the thread
+    # stuck in the driver for a process-directed signal
+    to: str = "process"
 
 
 class Watch:
@@ -364,23 +367,32 @@ def _send_at_phase(process, watch: Watch, send: Signal, started: float) -> float
             return None  # it ended before the phase: the case fails on its exit code
         if send.phase(watch):
             sent = time.monotonic()
-            _send(process, send.signum)
+            _send(process, send.signum, send.to)
             if send.again_after_s is not None:
                 time.sleep(send.again_after_s)
-                _send(process, send.signum)
+                _send(process, send.signum, send.to)
             return sent
         time.sleep(0.02)
     return None
 
 
-def _send(process, signum: int) -> None:
+def _send(process, signum: int, to: str = "process") -> None:
     try:
-        if signum == signal.SIGINT:  # a terminal's Ctrl-C goes to the foreground group
+        if to == "thread":
+            import ctypes
+
+            threads = [int(t) for t in os.listdir(f"/proc/{process.pid}/task")]
+            other = next(t for t in threads if t != process.pid)
+            ctypes.CDLL(None, use_errno=True).syscall(_SYS_TGKILL, process.pid, other, signum)
+        elif signum == signal.SIGINT:  # a terminal's Ctrl-C goes to the foreground group
             os.killpg(process.pid, signal.SIGINT)
         else:
             process.send_signal(signum)
-    except ProcessLookupError:  # it already ended
+    except (ProcessLookupError, FileNotFoundError, StopIteration):  # it already ended
         pass
+
+
+_SYS_TGKILL = {"x86_64": 234, "aarch64": 131}.get(os.uname().machine, 234)
 
 
 def _exit_code(code: int | None) -> int | None:

@@ -92,6 +92,14 @@ CASES = [
                lambda: for_a_while(children(2), 2.0), 5),  # fmt: skip
     *cases_for("fleet-reading", ["fleet", "{case}/reports", "--json"],
                lambda: mark("fleet_read"), 2, prepare=_big_fleet),  # fmt: skip
+    # The kernel may hand a process-directed signal to any thread: here, to the one stuck in
+    # the driver. The main thread must still notice within the bound, not at the NVML deadline.
+    *(ProcessCase(f"{name}-signal-to-stuck-thread-{signal.Signals(sig).name}", args, EXIT[sig],
+                  "a signal delivered to the NVML thread still stops dlcheck at once",
+                  scenario="hung_driver", send=Signal(sig, mark("nvml_hang"), to="thread"))
+      for name, args in (("gpu", ["gpu"]), ("check", ["--json"]),
+                         ("bench", [*SMALL_BENCH[:2], "gpu", *SMALL_BENCH[3:]]))
+      for sig in (INT, TERM)),  # fmt: skip
     ProcessCase("check-ctrl-c-twice", ["--json"], 130,
                 "an impatient second Ctrl-C during the cleanup must not cut it short",
                 send=Signal(INT, children(4), again_after_s=0.05), cost=2,
