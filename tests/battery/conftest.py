@@ -14,15 +14,18 @@ import pytest
 from tests.battery import harness
 from tests.fakes.host import gpu_host
 
-WORKERS = 4  # real processes at once: 2 cores, and most cases mostly wait
+WORKERS = 3  # real processes at once, beside the in-process cases: 2 cores here
 _selected: list[harness.ProcessCase] = []
 
 
 def pytest_collection_modifyitems(items):
-    for item in items:
-        case = getattr(getattr(item, "callspec", None), "params", {}).get("case")
-        if isinstance(case, harness.ProcessCase):
-            _selected.append(case)
+    """Real-process cases start in the background at once; the in-process ones run meanwhile,
+    so they come first."""
+    def case_of(item):
+        return getattr(getattr(item, "callspec", None), "params", {}).get("case")
+
+    _selected.extend(c for c in map(case_of, items) if isinstance(c, harness.ProcessCase))
+    items.sort(key=lambda item: isinstance(case_of(item), harness.ProcessCase))
 
 
 class CasePool:
@@ -63,7 +66,7 @@ class CasePool:
         return self.submit(case).result()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def case_pool(tmp_path_factory):
     pool = CasePool(tmp_path_factory.mktemp("battery"), _selected)
     yield pool
