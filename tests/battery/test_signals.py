@@ -69,6 +69,9 @@ def cases_for(name: str, args: list[str], phase, cost: float, **settings) -> lis
 
 
 CASES = [
+    # as the first probe starts: a signal inside Popen must not leave that child unregistered
+    *cases_for("check-probes-starting", ["--json"], lambda: children(1), 2,
+               env={"DLCHECK_TEST_PROBES": HANGING_PROBES}),  # fmt: skip
     *cases_for("check-probes-running", ["--json"], lambda: children(4), 2,
                env={"DLCHECK_TEST_PROBES": HANGING_PROBES}),  # fmt: skip
     # the real probes (jax is not installed here: its probe ends at once, so 3 stay)
