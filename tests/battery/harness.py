@@ -14,6 +14,7 @@ empty TMPDIR. `judge()` then asserts what issue 10 asks of every case, and count
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -453,16 +454,25 @@ def _group_alive(pgid: int) -> bool:
 
 def _wait_gone(parent_pid: int, seen: dict[int, tuple[int, str]]) -> list[str]:
     """Processes still running SETTLE_S after dlcheck exited: any that carry its pid in
-    DLCHECK_PARENT_PID, and any left in the process groups its children had."""
+    DLCHECK_PARENT_PID, and any left in the process groups its children had. Counted, then
+    killed: a failed case must not leave them to the next one."""
     deadline = time.monotonic() + SETTLE_S
     while True:
         seen = {**seen, **descendants(parent_pid)}
-        left = [f"{pid} ({cmd})" for pid, (_, cmd) in seen.items() if _alive(pid)]
+        alive = [pid for pid in seen if _alive(pid)]
         groups = {pgid for pgid, _ in seen.values() if pgid not in (parent_pid, os.getpgid(0))}
-        left += [f"process group {g}" for g in groups if _group_alive(g)]
-        if not left or time.monotonic() > deadline:
-            return left
+        left_groups = [g for g in groups if _group_alive(g)]
+        if not (alive or left_groups) or time.monotonic() > deadline:
+            break
         time.sleep(0.05)
+    for pid in alive:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    for group in left_groups:
+        _kill_group(group)
+    return [f"{pid} ({seen[pid][1]})" for pid in alive] + [
+        f"process group {g}" for g in left_groups
+    ]
 
 
 def _leftovers(tmpdir: Path) -> list[str]:
