@@ -5,6 +5,7 @@ torch), and the counts issue 10 asks for are printed at the end."""
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -14,18 +15,24 @@ import pytest
 from tests.battery import harness
 from tests.fakes.host import gpu_host
 
-WORKERS = 3  # real processes at once, beside the in-process cases: 2 cores here
+WORKERS = max(2, os.cpu_count() or 2)  # real processes at once, beside the in-process cases
 _selected: list[harness.ProcessCase] = []
+
+
+def _case_of(item):
+    return getattr(getattr(item, "callspec", None), "params", {}).get("case")
 
 
 def pytest_collection_modifyitems(items):
     """Real-process cases start in the background at once; the in-process ones run meanwhile,
     so they come first."""
-    def case_of(item):
-        return getattr(getattr(item, "callspec", None), "params", {}).get("case")
+    items.sort(key=lambda item: isinstance(_case_of(item), harness.ProcessCase))
 
-    _selected.extend(c for c in map(case_of, items) if isinstance(c, harness.ProcessCase))
-    items.sort(key=lambda item: isinstance(case_of(item), harness.ProcessCase))
+
+def pytest_collection_finish(session):
+    """The real-process cases of the tests that will run (after -k and the like)."""
+    cases = (_case_of(item) for item in session.items)
+    _selected.extend(c for c in cases if isinstance(c, harness.ProcessCase))
 
 
 class CasePool:
