@@ -177,7 +177,6 @@ class _Courtesy:
 
 
 def _run(args: list[str], debug: bool) -> int:
-    from dlcheck.children import ChildError
     from dlcheck.commands.common import Invocation
 
     invocation = None
@@ -196,9 +195,6 @@ def _run(args: list[str], debug: bool) -> int:
     except click.ClickException as error:
         _show_click_error(error, args)
         return ExitCode.USAGE if isinstance(error, click.UsageError) else error.exit_code
-    except ChildError as error:  # no temp folder, no interpreter: the machine, not dlcheck
-        _say(f"dlcheck: {error}")
-        return ExitCode.NOT_READY
     except BrokenPipeError:  # `dlcheck gpu --json | head -1`: the reader left; say nothing
         _silence_stdout()
         return invocation.report.exit_code if invocation else ExitCode.READY
@@ -214,6 +210,9 @@ def _run(args: list[str], debug: bool) -> int:
         _say("dlcheck: terminated (SIGTERM); stopped every child process")
         return ExitCode.TERMINATED
     except Exception as error:  # a bug in dlcheck: one line, unless --debug asks for more
+        if _started(error, "ChildError"):  # no temp folder, no interpreter: not dlcheck's bug
+            _say(f"dlcheck: {error}")
+            return ExitCode.NOT_READY
         if debug:
             _say(traceback.format_exc().rstrip())
         _say(
@@ -239,11 +238,11 @@ def _render(invocation) -> None:
 def _cleanup() -> None:
     """Every child and temp folder gone, with Ctrl-C and SIGTERM held off meanwhile, so a second
     Ctrl-C cannot cut the cleanup short."""
-    from dlcheck import children
-
+    children = sys.modules.get("dlcheck.children")  # not imported: no child ever started
     held = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        children.cleanup()
+        if children is not None:
+            children.cleanup()
         _flush()
     finally:
         for sig, handler in held.items():
@@ -261,6 +260,13 @@ def _flush() -> None:
 
 def _raise_terminated(signum, frame):
     raise Terminated()
+
+
+def _started(error: Exception, name: str) -> bool:
+    """isinstance(error, dlcheck.children.<name>), without importing children.py for commands
+    that start no child (`dlcheck gpu` stays fast)."""
+    children = sys.modules.get("dlcheck.children")
+    return children is not None and isinstance(error, getattr(children, name))
 
 
 def _stdout_gone(leaving: SystemExit) -> bool:

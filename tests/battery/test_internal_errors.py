@@ -99,3 +99,48 @@ def test_error_messages_quote_arguments_cleaned(name, args, code, fake_nvml, cle
     outcome = run_inside(args, tmp_path / "case")
     judge(outcome, code)
     assert "\x1b" not in outcome.stderr and "\x07" not in outcome.stderr, repr(outcome.stderr)
+
+
+# The machine, not dlcheck: no temp folder can be made anywhere, or the interpreter for the
+# children is gone. One line, exit 1 (children.ChildError), nothing left behind.
+def _no_temp_folder(monkeypatch):
+    import tempfile
+
+    def mkdtemp(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
+
+
+def _no_interpreter(monkeypatch):
+    import sys
+
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python3")
+
+
+MACHINE = [
+    ("check-no-temp-folder", _no_temp_folder, ["check"], "cannot create a temp folder"),
+    ("bench-no-temp-folder", _no_temp_folder, ["bench", "--device", "cpu", "--synthetic"],
+     "cannot create a temp folder"),  # fmt: skip
+    ("allreduce-no-temp-folder", _no_temp_folder, ["allreduce", "--backend", "gloo"],
+     "cannot create a temp folder"),  # fmt: skip
+    ("bench-no-interpreter", _no_interpreter, ["bench", "--device", "cpu", "--synthetic"],
+     "could not start /nonexistent/python3"),  # fmt: skip
+    ("allreduce-no-interpreter", _no_interpreter, ["allreduce", "--backend", "gloo"],
+     "could not start /nonexistent/python3"),  # fmt: skip
+]
+
+
+@pytest.mark.parametrize("name, breaks, args, words", MACHINE, ids=[m[0] for m in MACHINE])
+def test_machine_cannot_run_children(name, breaks, args, words, fake_nvml, clean_env,
+                                     monkeypatch, tmp_path):  # fmt: skip
+    import functools
+
+    from dlcheck.bench import data
+
+    fake_nvml("healthy_single")
+    monkeypatch.setattr(data, "synthetic", functools.partial(data.synthetic, 200, 200))
+    breaks(monkeypatch)
+    outcome = run_inside(args, tmp_path / "case")
+    judge(outcome, 1)
+    assert words in outcome.stderr, outcome.stderr
