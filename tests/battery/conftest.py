@@ -44,13 +44,15 @@ class CasePool:
             "DLCHECK_TEST_SYNTHETIC_N": "200",
         }
         self.executor = ThreadPoolExecutor(WORKERS, thread_name_prefix="battery")
+        self.sleepers = ThreadPoolExecutor(8, thread_name_prefix="battery-waits")
         self.futures: dict[str, Future] = {}
         for case in sorted(cases, key=lambda c: -c.cost):
             self.submit(case)
 
     def submit(self, case: harness.ProcessCase) -> Future:
         if case.id not in self.futures:
-            self.futures[case.id] = self.executor.submit(self._run, case)
+            executor = self.sleepers if case.waits else self.executor
+            self.futures[case.id] = executor.submit(self._run, case)
         return self.futures[case.id]
 
     def folder(self, case: harness.ProcessCase) -> Path:
@@ -77,7 +79,8 @@ class CasePool:
 def case_pool(tmp_path_factory):
     pool = CasePool(tmp_path_factory.mktemp("battery"), _selected)
     yield pool
-    pool.executor.shutdown(wait=True, cancel_futures=True)
+    for executor in (pool.executor, pool.sleepers):
+        executor.shutdown(wait=True, cancel_futures=True)
 
 
 @pytest.fixture

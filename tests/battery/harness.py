@@ -506,6 +506,7 @@ class ProcessCase:
     send: Signal | None = None
     columns: int | None = None
     cost: float = 1.0  # rough seconds: the slow cases start first
+    waits: bool = False  # mostly asleep (a hung NVML call at its 10 s deadline): no CPU slot
 
     @property
     def schema(self) -> str | None:

@@ -91,7 +91,7 @@ PROCESS_CASES = [
     # issue 10 Done when: a diagnosis with a fix within 15 s at the default 10 s deadline
     *(ProcessCase(f"default-deadline-{name}-{' '.join(args)}", [*args], 1,
                   "an NVML call never returns: FAIL nvml_not_responding with the fix",
-                  scenario=name, cost=11)  # fmt: skip
+                  scenario=name, cost=11, waits=True)  # fmt: skip
       for name in ("hung_driver", "hung_at_init")
       for args in (["--json"], ["gpu"], [*BENCH, "--device", "gpu"])),
     ProcessCase("bench-cpu-never-touches-hung-nvml", [*BENCH, "--device", "cpu", "--json"], 0,
