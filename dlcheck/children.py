@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dlcheck.models import MachineError
+
 GRACE_S = 2.0  # SIGTERM -> SIGKILL
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])  # the folder holding `dlcheck/`
 TAIL_CHARS = 2000
@@ -38,7 +40,7 @@ _live: dict[int, subprocess.Popen] = {}
 _scratch: set[str] = set()
 
 
-class ChildError(Exception):
+class ChildError(MachineError):
     """A child could not be started at all (bad interpreter, no space for its files)."""
 
 

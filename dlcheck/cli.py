@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import importlib
+import json
 import os
 import signal
 import sys
@@ -22,7 +23,7 @@ import traceback
 import click
 
 from dlcheck import __version__
-from dlcheck.models import ExitCode
+from dlcheck.models import ExitCode, MachineError
 from dlcheck.text import clean
 
 # name -> ("module:attribute" of a click.Command, one line of help); each module owns its command.
@@ -46,6 +47,10 @@ SUBCOMMANDS = {
     "allreduce": (
         "dlcheck.commands.allreduce:allreduce",
         "All-reduce across local GPUs (NCCL) or processes (gloo): values and bus bandwidth.",
+    ),
+    "perf": (
+        "dlcheck.commands.perf:perf",
+        "Is each GPU (and the CPU) as fast as its datasheet says, and if not, why?",
     ),
 }
 DEFAULT_COMMAND = "check"
@@ -195,6 +200,9 @@ def _run(args: list[str], debug: bool) -> int:
     except click.ClickException as error:
         _show_click_error(error, args)
         return ExitCode.USAGE if isinstance(error, click.UsageError) else error.exit_code
+    except MachineError as error:  # no temp folder, no interpreter: the machine, not dlcheck
+        _say(f"dlcheck: {error}")
+        return ExitCode.NOT_READY
     except BrokenPipeError:  # `dlcheck gpu --json | head -1`: the reader left; say nothing
         _silence_stdout()
         return invocation.report.exit_code if invocation else ExitCode.READY
@@ -210,9 +218,6 @@ def _run(args: list[str], debug: bool) -> int:
         _say("dlcheck: terminated (SIGTERM); stopped every child process")
         return ExitCode.TERMINATED
     except Exception as error:  # a bug in dlcheck: one line, unless --debug asks for more
-        if _started(error, "ChildError"):  # no temp folder, no interpreter: not dlcheck's bug
-            _say(f"dlcheck: {error}")
-            return ExitCode.NOT_READY
         if debug:
             _say(traceback.format_exc().rstrip())
         _say(
@@ -225,22 +230,68 @@ def _run(args: list[str], debug: bool) -> int:
 def _render(invocation) -> None:
     from dlcheck.render import Output
 
+    if invocation.repeat is not None:
+        _render_repeatedly(invocation)
+        return
     report = invocation.report
     if invocation.as_json:
         sys.stdout.write(report.to_json() + "\n")
     else:
-        module_name, function = invocation.renderer.split(":")
-        render = getattr(importlib.import_module(module_name), function)
-        render(report, Output.for_stream(sys.stdout), **(invocation.view or {}))
+        _renderer(invocation)(report, Output.for_stream(sys.stdout), **(invocation.view or {}))
     sys.stdout.flush()
+
+
+def _renderer(invocation):
+    module_name, function = invocation.renderer.split(":")
+    return getattr(importlib.import_module(module_name), function)
+
+
+def _render_repeatedly(invocation) -> None:
+    """`-l SECONDS`: on a terminal a live view redrawn in place (rich Live, refreshed only when
+    a new report is in, so it costs one NVML pass per interval); else one report after another
+    (JSON: one compact envelope per line). Ends with Ctrl-C (exit 130)."""
+    import io
+    import time
+
+    from dlcheck.render import Output
+
+    out = Output.for_stream(sys.stdout)
+    render, view = _renderer(invocation), invocation.view or {}
+    report, every = invocation.report, invocation.repeat.seconds
+    if invocation.as_json or out.plain:
+        first = True
+        while True:
+            if invocation.as_json:
+                sys.stdout.write(json.dumps(report.envelope(), sort_keys=True) + "\n")
+            else:
+                sys.stdout.write("" if first else "\n")
+                render(report, out, **{**view, "header": first})
+            sys.stdout.flush()
+            first = False
+            time.sleep(every)
+            report = invocation.repeat.rebuild()
+    from rich.live import Live
+    from rich.text import Text
+
+    def frame(report) -> Text:
+        buffer = io.StringIO()
+        render(report, Output(buffer, False, out.width, out.color), **view)
+        stamp = time.strftime("%H:%M:%S")
+        return Text.from_ansi(f"{stamp}  every {every:g} s, Ctrl-C to stop\n" + buffer.getvalue())
+
+    with Live(frame(report), console=out.console(), auto_refresh=False) as live:
+        while True:
+            time.sleep(every)
+            report = invocation.repeat.rebuild()
+            live.update(frame(report), refresh=True)
 
 
 def _cleanup() -> None:
     """Every child and temp folder gone, with Ctrl-C and SIGTERM held off meanwhile, so a second
     Ctrl-C cannot cut the cleanup short."""
-    children = sys.modules.get("dlcheck.children")  # not imported: no child ever started
     held = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
+        children = sys.modules.get("dlcheck.children")  # never imported: nothing to clean up
         if children is not None:
             children.cleanup()
         _flush()
@@ -262,13 +313,6 @@ def _raise_terminated(signum, frame):
     raise Terminated()
 
 
-def _started(error: Exception, name: str) -> bool:
-    """isinstance(error, dlcheck.children.<name>), without importing children.py for commands
-    that start no child (`dlcheck gpu` stays fast)."""
-    children = sys.modules.get("dlcheck.children")
-    return children is not None and isinstance(error, getattr(children, name))
-
-
 def _stdout_gone(leaving: SystemExit) -> bool:
     """Whether click or rich raised SystemExit(1) because stdout's reader left (EPIPE): rich
     raises it while handling the BrokenPipeError, click after wrapping the streams in its
@@ -287,12 +331,17 @@ def _describe(error: BaseException) -> str:
 
 
 def _show_click_error(error: click.ClickException, args: list[str]) -> None:
-    """click's usage error, with what it quotes cleaned and cut (an argument may be 100 kB of
-    anything), and the environment variable named when the bad value came from one."""
-    error.message = clean(error.message, 300)
+    """One line: what is wrong, and where to read more. What it quotes is cleaned and cut (an
+    argument may be 100 kB of anything); a bad value from an environment variable names it."""
+    message = clean(error.format_message(), 600)
     variable = _from_environment(error, args)
     if variable:
-        error.message += f" (from the environment variable {variable})"
+        message += f" (from the environment variable {variable})"
+    if isinstance(error, click.UsageError):
+        where = error.ctx.command_path if error.ctx is not None else "dlcheck"
+        _say(f"{where}: error: {message} (see {where} --help)")
+        return
+    error.message = message
     try:
         error.show()
     except OSError:  # stderr closed too: the exit code still tells

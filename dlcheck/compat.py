@@ -76,9 +76,12 @@ def torch_wheels_covering(capabilities: list[str]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: version_tuple(r["cuda"]), reverse=True)
 
 
-def driver_meets(driver: str, cuda: str) -> bool:
+def driver_meets(driver: str, cuda: str, release: bool = False) -> bool:
+    """Can `driver` run CUDA `cuda` code: through minor-version compatibility (family_min), or
+    with `release` as the toolkit release itself expects (release_min)?"""
     row = min_driver_for_cuda(cuda)
-    return row is None or version_tuple(driver) >= version_tuple(row["family_min"])
+    floor = row and row["release_min" if release else "family_min"]
+    return row is None or version_tuple(driver) >= version_tuple(floor)
 
 
 def tensorflow_tested(version: str | None) -> dict[str, Any] | None:

@@ -4,6 +4,7 @@
   status.json  written by the controller: {"host", "state": ok|failed|unreachable, ...}
   check.json   `dlcheck --json`          bench.json  `dlcheck bench --json` (optional)
   smoke.json   the smoke tests' summary  junit.xml   the smoke tests' JUnit XML
+  perf.json    `dlcheck perf --json` (optional)
 Every folder becomes a row, whatever is missing or broken in it: a fleet report that silently
 drops a host is worse than none. The files come from other machines, so they are untrusted:
 each is read only if it is a regular file of sane size, must be UTF-8 JSON, must match its
@@ -29,7 +30,7 @@ READY, CPU_ONLY, NOT_READY, FAILED, UNREACHABLE, NO_REPORT = (
 STATES = (READY, CPU_ONLY, NOT_READY, FAILED, UNREACHABLE, NO_REPORT)
 PROBLEM_STATES = (NOT_READY, FAILED, UNREACHABLE, NO_REPORT)
 STATE_STATUS = {READY: Status.PASS, CPU_ONLY: Status.INFO}  # every other state is a FAIL
-REPORT_FILES = ("check.json", "bench.json", "smoke.json", "junit.xml")
+REPORT_FILES = ("check.json", "bench.json", "perf.json", "smoke.json", "junit.xml")
 MAX_REPORT_BYTES = 16 * 1024 * 1024  # a check.json is ~20 kB, a book-protocol bench.json ~200 kB
 TEXT_LIMIT = 300  # characters of any one string from a report that reach a row
 
@@ -46,6 +47,9 @@ class HostRow:
     speedup: dict[str, float | None] = field(default_factory=dict)
     smoke: dict[str, int] = field(default_factory=dict)  # passed/failed/skipped/error counts
     problems: list[str] = field(default_factory=list)  # one line each, why the host is not ready
+    warnings: list[str] = field(default_factory=list)  # "code: message" of each WARN check
+    perf: str | None = None  # one line from perf.json: a slow GPU stands out (dlcheck.perf.fleet)
+    perf_status: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -61,7 +65,15 @@ class HostRow:
             "best_speedup": self.best_speedup,
             "smoke": self.smoke,
             "problems": self.problems,
+            "warnings": self.warnings,
+            "warning_codes": self.warning_codes,
+            "perf": self.perf,
+            "perf_status": self.perf_status,
         }
+
+    @property
+    def warning_codes(self) -> list[str]:
+        return list(dict.fromkeys(w.split(":", 1)[0] for w in self.warnings))
 
     @property
     def best_speedup(self) -> float | None:
@@ -165,6 +177,8 @@ def _read_check(row: HostRow, folder: Path) -> None:
         label = _framework_label(record)
         if label:
             row.frameworks[_text(name)] = label
+    row.warnings = [f"{_text(c['code'])}: {_text(c['message'])}"
+                    for c in data["checks"] if c["status"] == "WARN"]  # fmt: skip
     if row.verdict not in (READY, CPU_ONLY):
         failing = [_text(c["code"]) for c in data["checks"] if c["status"] == "FAIL"]
         detail = f" (failed: {', '.join(failing)})" if failing else ""
@@ -176,6 +190,18 @@ def _read_bench(row: HostRow, folder: Path) -> None:
     if body is None:  # the benchmark is optional
         return
     row.speedup = {_text(k): v for k, v in body["data"]["speedup"].items()}
+
+
+def _read_perf(row: HostRow, folder: Path) -> None:
+    body = read_report(folder / "perf.json", "perf")
+    if body is None:  # optional
+        return
+    from dlcheck.perf.fleet import fleet_summary
+
+    summary = fleet_summary(body)
+    row.perf, row.perf_status = _text(summary["cell"]), summary["status"]
+    if summary["status"] == "FAIL":
+        row.problems.append(f"perf: {row.perf}")
 
 
 def _read_smoke(row: HostRow, folder: Path) -> None:
@@ -225,7 +251,7 @@ def read_host(folder: Path) -> HostRow:
             f"verify run failed{f' at {_text(task)!r}' if task else ''}: "
             f"{_text(status.get('message') or '?')}"
         )
-    for reader in (_read_check, _read_bench, _read_smoke):
+    for reader in (_read_check, _read_bench, _read_perf, _read_smoke):
         try:
             reader(row, folder)
         except ReportError as error:

@@ -222,7 +222,7 @@ def run_probes(names: tuple[str, ...] = FRAMEWORKS, timeout: float = DEFAULT_TIM
 
 def _child_env(scratch: Path) -> dict[str, str]:
     env = dict(os.environ)
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # warnings are evidence (dlopen failures)
     # Keras writes keras.json on first import: give it a scratch KERAS_HOME that holds a copy
     # of the user's config, so it decides exactly as it would for them and writes nothing of theirs.
     user_home = Path(os.environ.get("KERAS_HOME") or os.path.expanduser("~/.keras"))

@@ -8,6 +8,10 @@ that hangs ends the collection with `nvml.error = "not_responding"` and what was
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
+import pwd
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict
@@ -22,6 +26,21 @@ class GpuProcess(TypedDict):
     pid: int
     process_name: str | None
     used_memory: int | None  # MiB
+    type: str  # as nvidia-smi: C compute, G graphics, M MPS, C+G both
+    user: str | None
+    command: str | None  # the command line, cleaned and cut to 200 characters
+
+
+class MigDevice(TypedDict):
+    index: int
+    uuid: str | None
+    memory_total: int | None  # MiB
+    memory_used: int | None  # MiB
+
+
+class NvLink(TypedDict):
+    link: int
+    active: bool
 
 
 # One GPU, typed once, in nvidia-smi's names (gpustat's habit): FIELDS is its key order.
@@ -38,8 +57,13 @@ GpuRecord = TypedDict(
         "memory.total": "int | None",
         "memory.used": "int | None",
         "memory.free": "int | None",
+        "utilization.gpu": "int | None",
+        "utilization.memory": "int | None",
+        "utilization.encoder": "int | None",
+        "utilization.decoder": "int | None",
         "temperature.gpu": "int | None",
         "temperature.gpu.slowdown": "int | None",
+        "fan.speed": "int | None",
         "power.draw": "float | None",
         "enforced.power.limit": "float | None",
         "power.default_limit": "float | None",
@@ -57,6 +81,7 @@ GpuRecord = TypedDict(
         "persistence_mode": "str | None",
         "mig.mode.current": "str | None",
         "mig.mode.pending": "str | None",
+        "mig.devices": "list[MigDevice] | None",
         "ecc.mode.current": "str | None",
         "ecc.mode.pending": "str | None",
         "ecc.errors.uncorrected.volatile.total": "int | None",
@@ -72,6 +97,7 @@ GpuRecord = TypedDict(
         "clocks_event_reasons.decoded": "list[str] | None",
         "fabric.state": "str | None",
         "fabric.status": "str | None",
+        "nvlink.links": "list[NvLink] | None",
         "processes": "list[GpuProcess] | None",
         "error": "str | None",
     },
@@ -127,6 +153,7 @@ class GpuInventory:
         }
 
 
+NVLINK_MAX_LINKS = 18  # NVML_NVLINK_MAX_LINKS is 18 through Hopper, 36 in newer bindings
 FABRIC_STATES = {0: "Not Supported", 1: "Not Started", 2: "In Progress", 3: "Completed"}
 
 # NVML constants, fixed by the NVML ABI (nvml.h); spelled here so tests need no pynvml.
@@ -148,19 +175,41 @@ def decode_clocks_event_reasons(mask: int | None) -> list[str] | None:
     return [word for bit, word in CLOCKS_EVENT_REASONS.items() if mask & bit]
 
 
+MASK_KEY_ENV = "DLCHECK_MASK_KEY"
+
+
 def mask_id(value: str | None) -> str | None:
-    """Hide a UUID/serial but keep its shape ('GPU-xxxxxxxx-...'), as torch collect_env does."""
+    """Hide a UUID or serial behind a short keyed hash: 'GPU-masked-1a2b3c4d'.
+
+    Distinct per GPU and stable across runs and hosts, so reports can be compared without
+    sharing the identifier. The key is DLCHECK_MASK_KEY (a site's own secret makes serials,
+    which are short, unguessable from the mask), else a fixed one.
+    """
     if value is None:
         return None
-    prefix, _, rest = (
-        value.partition("-") if value.startswith(("GPU-", "MIG-")) else ("", "", value)
-    )
-    hidden = "".join("-" if ch == "-" else "x" for ch in rest)
-    return f"{prefix}-{hidden}" if prefix else hidden
+    key = os.environ.get(MASK_KEY_ENV, "dlcheck-mask-v1").encode()
+    digest = hmac.new(key, value.encode(), hashlib.sha256).hexdigest()[:8]
+    prefix = value.split("-", 1)[0] + "-" if value.startswith(("GPU-", "MIG-")) else ""
+    return f"{prefix}masked-{digest}"
 
 
-def collect(show_ids: bool = False) -> GpuInventory:
-    """The driver and every GPU; never raises for an NVML problem (it lands in `.nvml`)."""
+def matches(record: GpuRecord, wanted: str) -> bool:
+    """Does `wanted` (as nvidia-smi -i takes it: an index, a UUID, a PCI bus id; here also the
+    masked UUID a shared report shows) name this GPU?"""
+    wanted = wanted.strip().lower()
+    uuid = (record["uuid"] or "").lower()
+    bus = (record["pci.bus_id"] or "").lower()
+    return (
+        wanted == str(record["index"])
+        or (bool(uuid) and wanted in (uuid, uuid.removeprefix("gpu-"),
+                                      (mask_id(record["uuid"]) or "").lower()))
+        or (bool(bus) and wanted.split(":")[-2:] == bus.split(":")[-2:] and ":" in wanted)
+    )  # fmt: skip
+
+
+def collect(show_ids: bool = False, select: tuple[str, ...] = ()) -> GpuInventory:
+    """The driver and every GPU (or those `select` names, see matches()); never raises for an
+    NVML problem (it lands in `.nvml`)."""
     inventory = GpuInventory()
     try:
         nvml.library()
@@ -171,10 +220,15 @@ def collect(show_ids: bool = False) -> GpuInventory:
                 "device_count_failed", "nvmlDeviceGetCount failed")  # fmt: skip
             count = 0
         for index in range(count):
-            inventory.gpus.append(_gpu_record(index, show_ids))
+            record = _gpu_record(index)
+            if not select or any(matches(record, wanted) for wanted in select):
+                inventory.gpus.append(record)
     except nvml.NvmlUnavailable as error:  # at init, or a call that never returned
         inventory.nvml.error, inventory.nvml.detail = error.reason, error.detail
     inventory.nvml.missing_functions = nvml.missing_functions()
+    if not show_ids:
+        for record in inventory.gpus:
+            _mask(record)
     return inventory
 
 
@@ -185,7 +239,7 @@ def _fill_driver(driver: DriverInfo) -> None:
     driver.cuda_driver_version = compat.decode_cuda_version(cuda)
 
 
-def _gpu_record(index: int, show_ids: bool) -> GpuRecord:
+def _gpu_record(index: int) -> GpuRecord:
     record: Any = dict.fromkeys(FIELDS)
     record["index"] = index
     try:
@@ -195,9 +249,13 @@ def _gpu_record(index: int, show_ids: bool) -> GpuRecord:
         _fill(record, handle)
     except _GpuFailed as failure:
         record["error"] = failure.code
-    if not show_ids:
-        record["uuid"], record["serial"] = mask_id(record["uuid"]), mask_id(record["serial"])
     return record
+
+
+def _mask(record: GpuRecord) -> None:
+    record["uuid"], record["serial"] = mask_id(record["uuid"]), mask_id(record["serial"])
+    for device in record["mig.devices"] or []:
+        device["uuid"] = mask_id(device["uuid"])
 
 
 def _fill(r: Any, h) -> None:
@@ -219,6 +277,12 @@ def _fill(r: Any, h) -> None:
         r["memory.used"] = _mib(memory.used)
         r["memory.free"] = _mib(memory.free)
 
+    rates = _get("nvmlDeviceGetUtilizationRates", h)  # NotSupported on MIG-enabled GPUs
+    r["utilization.gpu"] = getattr(rates, "gpu", None)
+    r["utilization.memory"] = getattr(rates, "memory", None)
+    r["utilization.encoder"] = _first_value(_get("nvmlDeviceGetEncoderUtilization", h))
+    r["utilization.decoder"] = _first_value(_get("nvmlDeviceGetDecoderUtilization", h))
+    r["fan.speed"] = _get("nvmlDeviceGetFanSpeed", h)  # NotSupported on passively cooled cards
     r["temperature.gpu"] = _get("nvmlDeviceGetTemperature", h, _TEMPERATURE_GPU)
     r["temperature.gpu.slowdown"] = _get(
         "nvmlDeviceGetTemperatureThreshold", h, _THRESHOLD_SLOWDOWN
@@ -243,6 +307,7 @@ def _fill(r: Any, h) -> None:
     r["persistence_mode"] = _enabled(_get("nvmlDeviceGetPersistenceMode", h))
     mig = _get("nvmlDeviceGetMigMode", h)
     r["mig.mode.current"], r["mig.mode.pending"] = _pair(mig)
+    r["mig.devices"] = _mig_devices(h) if r["mig.mode.current"] == "Enabled" else None
     ecc = _get("nvmlDeviceGetEccMode", h)
     r["ecc.mode.current"], r["ecc.mode.pending"] = _pair(ecc)
     if r["ecc.mode.current"] == "Enabled":
@@ -274,27 +339,41 @@ def _fill(r: Any, h) -> None:
     if fabric is not None and fabric[0] != 0:
         r["fabric.state"] = FABRIC_STATES.get(fabric[0], str(fabric[0]))
         r["fabric.status"] = "Success" if fabric[1] == 0 else f"NVML error {fabric[1]}"
+    r["nvlink.links"] = _nvlinks(h)
     r["processes"] = _processes(h)
 
 
+# NVML's process lists and nvidia-smi's letter for each.
+PROCESS_LISTS = (
+    ("C", ("nvmlDeviceGetComputeRunningProcesses", "nvmlDeviceGetComputeRunningProcesses_v2")),
+    ("G", ("nvmlDeviceGetGraphicsRunningProcesses", "nvmlDeviceGetGraphicsRunningProcesses_v2")),
+    ("M", ("nvmlDeviceGetMPSComputeRunningProcesses",
+           "nvmlDeviceGetMPSComputeRunningProcesses_v2")),
+)  # fmt: skip
+
+
 def _processes(h) -> list[GpuProcess] | None:
-    procs = _first(
-        ("nvmlDeviceGetComputeRunningProcesses", h),  # _v3 in current bindings
-        ("nvmlDeviceGetComputeRunningProcesses_v2", h),
-    )
-    if procs is None:
-        return None
-    result = []
-    for proc in procs:
-        used = getattr(proc, "usedGpuMemory", None)
-        result.append(
-            {
-                "pid": proc.pid,
-                "process_name": _process_name(proc.pid),
-                "used_memory": _mib(used) if isinstance(used, int) and used < 2**63 else None,
-            }
-        )
-    return result
+    """Compute, graphics and MPS processes (a process in two lists is 'C+G', as nvidia-smi)."""
+    found: dict[int, GpuProcess] = {}
+    answered = False
+    for letter, functions in PROCESS_LISTS:
+        procs = _first(*((name, h) for name in functions))
+        if procs is None:
+            continue
+        answered = True
+        for proc in procs:
+            used = getattr(proc, "usedGpuMemory", None)
+            memory = _mib(used) if isinstance(used, int) and used < 2**63 else None
+            known = found.get(proc.pid)
+            if known is not None:
+                known["type"] = "+".join(sorted({*known["type"].split("+"), letter}))
+                known["used_memory"] = known["used_memory"] or memory
+                continue
+            found[proc.pid] = {"pid": proc.pid, "process_name": _process_name(proc.pid),
+                               "used_memory": memory, "type": letter,
+                               "user": _process_user(proc.pid),
+                               "command": _process_command(proc.pid)}  # fmt: skip
+    return [found[pid] for pid in sorted(found)] if answered else None
 
 
 def _process_name(pid: int) -> str | None:
@@ -303,6 +382,54 @@ def _process_name(pid: int) -> str | None:
         return clean(Path(f"/proc/{pid}/comm").read_text(errors="replace").strip(), 64) or None
     except OSError:
         return None
+
+
+def _process_user(pid: int) -> str | None:
+    try:
+        uid = os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return None
+    try:
+        return clean(pwd.getpwuid(uid).pw_name, 32)
+    except KeyError:
+        return str(uid)
+
+
+def _process_command(pid: int) -> str | None:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return clean(raw.replace(b"\0", b" ").decode(errors="replace").strip(), 200) or None
+
+
+def _mig_devices(h) -> list[MigDevice]:
+    slots = _get("nvmlDeviceGetMaxMigDeviceCount", h) or 0
+    devices: list[MigDevice] = []
+    for slot in range(slots):
+        handle = _get("nvmlDeviceGetMigDeviceHandleByIndex", h, slot)
+        if handle is None:  # an empty slot
+            continue
+        memory = _get("nvmlDeviceGetMemoryInfo", handle)
+        devices.append({
+            "index": slot,
+            "uuid": _text(_get("nvmlDeviceGetUUID", handle)),
+            "memory_total": _mib(memory.total) if memory is not None else None,
+            "memory_used": _mib(memory.used) if memory is not None else None,
+        })  # fmt: skip
+    return devices
+
+
+def _nvlinks(h) -> list[NvLink] | None:
+    """The state of each NVLink, until NVML says there are no more (NotSupported on PCIe-only
+    cards at link 0, InvalidArgument past the last link)."""
+    links: list[NvLink] = []
+    for link in range(NVLINK_MAX_LINKS):
+        state = _get("nvmlDeviceGetNvLinkState", h, link)
+        if state is None:
+            break
+        links.append({"link": link, "active": bool(state)})
+    return links or None
 
 
 def _memory_v2():
@@ -368,6 +495,11 @@ def _text(value) -> str | None:
         return None
     text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
     return clean(text, 256)
+
+
+def _first_value(pair) -> int | None:
+    """(utilization %, sampling period us) from the encoder/decoder calls -> the %."""
+    return None if pair is None else int(pair[0])
 
 
 def _mib(value) -> int | None:

@@ -55,6 +55,11 @@ class ExitCode(enum.IntEnum):
     TERMINATED = 143  # SIGTERM (128 + SIGTERM), after cleanup
 
 
+class MachineError(Exception):
+    """Something about this machine, not a bug in dlcheck, stops the command (no room for a
+    temp folder, an interpreter that will not start): one line, exit NOT_READY."""
+
+
 @dataclass(frozen=True)
 class CheckResult:
     """One readiness check: what was found, and what to do about it."""

@@ -54,14 +54,15 @@ def default_threads(load_average: float | None) -> int:
     return max(1, min(cores, cores - round(load_average)))
 
 
-def batch_thread(threads_asked: int) -> bool:
-    """Whether torch-sparse may build batches in a second thread: 2+ cores, unless --threads 1.
+def batch_thread(budget: int) -> bool:
+    """Whether torch-sparse builds its batches in a second thread: when the thread budget every
+    implementation gets is 2 or more, so it never uses more threads than keras and torch may.
 
-    Unlike OpenMP workers, that thread does not spin: on a core another process
-    keeps busy it measured no slower than building in turn (65-67 ms against
-    64-70 ms an epoch), and on an idle one it nearly halves the epoch.
+    Its steps and its batch building each run on one core (the ops are too small to split:
+    more OpenMP threads than free cores made epochs several times slower), so it uses
+    min(budget, 2) threads; the table shows each row's threads.
     """
-    return cpu_threads() >= 2 and threads_asked != 1
+    return budget >= 2
 
 
 def child_env(device: str) -> dict[str, str]:

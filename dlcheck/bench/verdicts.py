@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from dlcheck.bench.impls import IMPLS
+from dlcheck.bench.protocol import dense_flops_per_sample
 from dlcheck.bench.runner import RunRow
 from dlcheck.models import Status
 
@@ -31,6 +32,7 @@ class Summary:
     min_epoch_s: float | None = None
     max_epoch_s: float | None = None
     samples_per_s: float | None = None
+    gflops: float | None = None  # dense-equivalent model GFLOP/s (protocol.dense_flops)
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,9 @@ def summarise(row: RunRow) -> Summary:
         return Summary()
     median = statistics.median(times)
     samples = row.outcome.train_samples or 0
-    return Summary(median, min(times), max(times), samples / median if median > 0 else None)
+    per_s = samples / median if median > 0 else None
+    gflops = per_s * dense_flops_per_sample() / 1e9 if per_s else None
+    return Summary(median, min(times), max(times), per_s, gflops)
 
 
 def band_for(synthetic: bool, book_config: bool) -> tuple[float, float] | None:

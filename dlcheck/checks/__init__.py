@@ -7,14 +7,19 @@ section of the report: driver (NVML and the kernel), gpu_health (per GPU), frame
 
 from __future__ import annotations
 
-from dlcheck.checks import driver, frameworks, gpu_health, system
-from dlcheck.facts import Facts
+from typing import TYPE_CHECKING
+
 from dlcheck.models import CheckResult, ExitCode, Status
+
+if TYPE_CHECKING:  # the sections are imported where they run: `dlcheck gpu` needs gpu_health only
+    from dlcheck.facts import Facts
 
 READY, NOT_READY, CPU_ONLY = "ready", "not_ready", "cpu_only"  # the verdicts, best to worst
 
 
 def run_all(facts: Facts) -> list[CheckResult]:
+    from dlcheck.checks import driver, frameworks, gpu_health, system
+
     results: list[CheckResult] = []
     results += driver.checks(facts)
     for record in facts.gpu.gpus:

@@ -39,7 +39,10 @@ def torch_gpu(facts: Facts) -> str:
             "(https://pytorch.org/get-started/previous-versions/)"
         )
     driver = facts.gpu.driver.version
-    runnable = [w for w in wheels if driver is None or compat.driver_meets(driver, w["cuda"])]
+    # Best: a wheel whose CUDA release this driver shipped with (no minor-version-compatibility
+    # caveats); else one it runs through minor-version compatibility; else upgrade first.
+    clean = [w for w in wheels if driver is None or compat.driver_meets(driver, w["cuda"], True)]
+    runnable = clean or [w for w in wheels if compat.driver_meets(driver, w["cuda"])]
     wheel = (runnable or wheels)[0]
     command = f"{pip(facts)} install --force-reinstall torch --index-url {wheel['index_url']}"
     if runnable:

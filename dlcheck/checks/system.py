@@ -9,8 +9,6 @@ from dlcheck.models import CheckResult, Status
 
 PASS, INFO, WARN, FAIL = Status.PASS, Status.INFO, Status.WARN, Status.FAIL
 
-# The benchmark holds 25000 x 10000 float32 per split (train, test): ~1 GB each.
-BENCH_RAM_MIB = 2 * 25000 * 10000 * 4 // (1024 * 1024)
 DATASET_DISK_WARN_MIB = 1024  # IMDB archive + extracted text + the .npz cache, with headroom
 DATASET_DISK_FAIL_MIB = 256
 
@@ -18,19 +16,9 @@ DATASET_DISK_FAIL_MIB = 256
 def checks(facts: Facts) -> list[CheckResult]:
     cache = _dataset_cache(facts)
     results = [cache] if cache else []
-    memory = facts.system.memory
-    total, available = memory.total_mib, memory.available_mib
-    if total is not None:
-        if total < BENCH_RAM_MIB:
-            status, msg = FAIL, f"{total} MiB RAM in total; the benchmark needs ~{BENCH_RAM_MIB}."
-        elif available is not None and available < BENCH_RAM_MIB:
-            status = WARN
-            msg = f"{available} MiB RAM available; the benchmark needs ~{BENCH_RAM_MIB}."
-        else:
-            status, msg = PASS, f"{available} MiB RAM available of {total} MiB."
-        fix = None if status is PASS else "Close memory-hungry programs, or use a larger machine."
-        results.append(CheckResult("ram_for_benchmark", status, msg, fix,
-                                   {**asdict(memory), "needed_mib": BENCH_RAM_MIB}))  # fmt: skip
+    ram = _ram_for_benchmark(facts)
+    if ram is not None:
+        results.append(ram)
     for variable, value in facts.env.performance_vars.items():
         results.append(CheckResult(
             "performance_env_var", WARN,
@@ -45,6 +33,42 @@ def checks(facts: Facts) -> list[CheckResult]:
             asdict(virt),
         ))  # fmt: skip
     return results
+
+
+def _ram_for_benchmark(facts: Facts) -> CheckResult | None:
+    """Each benchmark implementation against the peak RAM its child was measured to need
+    (bench/impls.py): the ones that cannot fit are named, with the run that leaves them out."""
+    from dlcheck.bench.impls import IMPLS
+
+    memory = facts.system.memory
+    if memory.total_mib is None:
+        return None
+    available = memory.available_mib if memory.available_mib is not None else memory.total_mib
+    runnable = [i for i in IMPLS.values() if _installed(facts, i.needs)]
+    if not runnable:
+        return None
+    short = [i for i in runnable if i.peak_ram_mib > available]
+    evidence = {**asdict(memory), "peaks_mib": {i.name: i.peak_ram_mib for i in runnable}}
+    if not short:
+        largest = max(i.peak_ram_mib for i in runnable)
+        message = (f"{available} MiB RAM available of {memory.total_mib} MiB; the benchmark's "
+                   f"largest child needs ~{largest}.")  # fmt: skip
+        return CheckResult("ram_for_benchmark", PASS, message, None, evidence)
+    fits = [i.name for i in runnable if i not in short]
+    status = FAIL if not fits and all(i.peak_ram_mib > memory.total_mib for i in short) else WARN
+    names = ", ".join(f"{i.name} (~{i.peak_ram_mib} MiB)" for i in short)
+    fix = (f"dlcheck bench --impl {','.join(fits)}   # leaves out what does not fit; or close "
+           "memory-hungry programs" if fits else "Use a machine with more RAM.")  # fmt: skip
+    return CheckResult("ram_for_benchmark", status,
+                       f"{available} MiB RAM available: not enough for {names} of the benchmark.",
+                       fix, evidence)  # fmt: skip
+
+
+def _installed(facts: Facts, modules: tuple[str, ...]) -> bool:
+    if facts.frameworks is None:  # not probed: assume the user means to run it
+        return True
+    return all(facts.frameworks.get(m) is None or facts.frameworks[m].installed is not False
+               for m in modules)  # fmt: skip
 
 
 def _dataset_cache(facts: Facts) -> CheckResult | None:

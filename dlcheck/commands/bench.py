@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,7 @@ class BenchOptions:
     limit: int | None = None
     threads: int = 0
     plot_path: str | None = None
+    perf_path: str | None = None  # a `dlcheck perf --json` of this host: GPU throughput
 
     @property
     def book_config(self) -> bool:
@@ -65,9 +67,23 @@ class BenchOptions:
 
 
 @dataclass(frozen=True)
+class Machine:
+    """What the numbers were measured on (the plot's caption, the JSON's `machine`)."""
+
+    host: str
+    cpu: str | None
+    logical_cores: int | None
+    available_ram_mib: int | None
+    gpu: str | None  # the benchmarked GPU's name
+    driver: str | None
+    started_at: str  # ISO 8601, local time with offset
+
+
+@dataclass(frozen=True)
 class BenchReport:
     dataset: Any  # bench.data.Dataset (its name, source, sha256, synthetic flag)
     options: BenchOptions
+    machine: Machine
     threads: int
     load_average_before: float | None
     rows: list  # list[bench.verdicts.JudgedRow]
@@ -75,6 +91,7 @@ class BenchReport:
     notes: list[str] = field(default_factory=list)
     wall_s: float = 0.0
     exit_code: ExitCode = ExitCode.READY
+    gpu_throughput: list = field(default_factory=list)  # dlcheck.perf.fleet.gpu_throughput rows
 
     def to_dict(self) -> dict[str, Any]:
         from dlcheck.bench import verdicts
@@ -97,6 +114,7 @@ class BenchReport:
                 "train_reviews": len(data.train),
                 "test_reviews": len(data.test),
             },
+            "machine": self.machine,
             "load_average_before": self.load_average_before,
             "data_prep_s": data.seconds,
             "results": self.rows,
@@ -104,6 +122,7 @@ class BenchReport:
             "notes": self.notes,
             "wall_s": self.wall_s,
             "exit_code": int(self.exit_code),
+            "gpu_throughput": self.gpu_throughput,
         }
 
 
@@ -139,7 +158,9 @@ def build(options: BenchOptions, progress=None) -> Report:
     from dlcheck.bench.protocol import Spec
 
     check_prerequisites(options)
+    throughput = _perf_report(options.perf_path)
     started = time.perf_counter()
+    started_at = datetime.now().astimezone().isoformat(timespec="seconds")
     notes: list[str] = []
     say = progress.say if progress else (lambda message: None)
 
@@ -163,6 +184,10 @@ def build(options: BenchOptions, progress=None) -> Report:
         notes.append(f"only the first {options.limit} training and test reviews (--limit)")
     say(f"data: {dataset.name} ({dataset.source}) ready in {dataset.seconds:.1f} s")
 
+    machine = _machine(devices, started_at)
+    for warning in _ram_warnings(options, machine.available_ram_mib):
+        notes.append(warning)
+        say(warning)
     load = _load_average()
     cores = runner.cpu_threads()
     threads = options.threads or runner.default_threads(load)
@@ -175,7 +200,7 @@ def build(options: BenchOptions, progress=None) -> Report:
     specs = [
         Spec(impl=impl, device=device, prepared="", epochs=options.epochs,
              batch_size=options.batch_size, protocol=options.protocol, seed=options.seed,
-             threads=threads, batch_thread=runner.batch_thread(options.threads))
+             threads=threads, batch_thread=runner.batch_thread(threads))
         for device in devices
         for impl in options.impls
     ]  # fmt: skip
@@ -187,9 +212,12 @@ def build(options: BenchOptions, progress=None) -> Report:
             "(set TMPDIR to a folder with a few GB free)"
         ) from None
     rows, speedups = verdicts.judge(runs, dataset.synthetic, options.book_config)
+    notes.append(f"every implementation had the same budget of {threads} CPU thread(s); "
+                 "the threads column shows what each used")
     if not options.book_config:
         notes.append("not the book's configuration (4 epochs, batch 512): no accuracy band")
     notes.extend(_relative_to_keras(rows))
+    notes.extend(_against_perf(rows, throughput))
     notes.append("a PASS covers only these checks; it is not a general statement of GPU health")
     status = envelope_status(r.verdict for r in rows)
     errors = [f"{r.impl} on {r.device}: {r.run.error}" for r in rows if r.run.error]
@@ -197,8 +225,8 @@ def build(options: BenchOptions, progress=None) -> Report:
         status = Status.FAIL
         errors.insert(0, f"nvml_not_responding: {hung}")
     code = ExitCode.NOT_READY if status is Status.FAIL else ExitCode.READY
-    result = BenchReport(dataset, options, threads, load, rows, speedups, notes,
-                         time.perf_counter() - started, code)  # fmt: skip
+    result = BenchReport(dataset, options, machine, threads, load, rows, speedups, notes,
+                         time.perf_counter() - started, code, throughput)  # fmt: skip
     if options.plot_path:
         from dlcheck.bench import plot
 
@@ -208,9 +236,76 @@ def build(options: BenchOptions, progress=None) -> Report:
         except (ImportError, OSError, ValueError) as error:
             errors.append(f"plot: cannot write {options.plot_path}: {error}")
             code = ExitCode.NOT_READY
-            result = BenchReport(dataset, options, threads, load, rows, speedups, notes,
-                                 result.wall_s, code)  # fmt: skip
+            result = BenchReport(dataset, options, machine, threads, load, rows, speedups,
+                                 notes, result.wall_s, code, throughput)  # fmt: skip
     return Report("bench", result, code, status, tuple(errors))
+
+
+def _perf_report(path: str | None) -> list:
+    """The GPUs' measured throughput from a `dlcheck perf --json` file, checked like any report."""
+    if path is None:
+        return []
+    from dlcheck.fleet import ReportError, read_report
+    from dlcheck.perf.fleet import gpu_throughput
+
+    try:
+        body = read_report(Path(path), "perf")
+    except ReportError as error:
+        raise click.UsageError(f"--perf {path}: {error}") from None
+    if body is None:
+        raise click.UsageError(f"--perf {path}: no such file (`dlcheck perf --json > FILE`)")
+    return gpu_throughput(body)
+
+
+def _against_perf(rows, throughput: list) -> list[str]:
+    """Each GPU row's model rate next to what `dlcheck perf` measured the GPU can do."""
+    notes = []
+    for row in rows:
+        if row.device == "cpu" or row.summary.gflops is None:
+            continue
+        index = int(row.device.split(":")[1])
+        gpu = next((g for g in throughput if g.get("index") == index), None)
+        if gpu is None or not gpu.get("matmul"):
+            continue
+        peak = gpu["matmul"]["tflops"] * 1000
+        notes.append(
+            f"{row.impl} on {row.device}: {row.summary.gflops:,.0f} GFLOP/s dense-equivalent, "
+            f"{row.summary.gflops / peak:.2%} of the {peak:,.0f} GFLOP/s dlcheck perf measured "
+            f"({gpu['matmul']['test']}): a network this small is bound by launches and copies"
+        )
+    return notes
+
+
+def _machine(devices: list[str], started_at: str) -> Machine:
+    from dlcheck import system
+
+    facts = system.collect()
+    gpu_name = driver = None
+    if any(d != "cpu" for d in devices):  # NVML answered a moment ago
+        from dlcheck import gpu as gpu_module
+
+        inventory = gpu_module.collect(select=(devices[-1].split(":")[1],))
+        gpu_name = inventory.gpus[0]["name"] if inventory.gpus else None
+        driver = inventory.driver.version
+    return Machine(system.hostname(), facts.cpu.model, facts.cpu.logical_cores,
+                   facts.memory.available_mib, gpu_name, driver, started_at)  # fmt: skip
+
+
+def _ram_warnings(options: BenchOptions, available_mib: int | None) -> list[str]:
+    """Implementations whose measured peak (bench/impls.py) will not fit the free RAM."""
+    if available_mib is None:
+        return []
+    share = (options.limit or 25000) / 25000  # the dense matrices scale with the reviews
+    warnings = []
+    for name in options.impls:
+        needed = int(IMPLS[name].peak_ram_mib * share)
+        if needed > available_mib:
+            others = ",".join(i for i in options.impls if i != name) or "torch-sparse"
+            warnings.append(
+                f"{name} peaked at about {needed} MiB of RAM here before, and {available_mib} MiB "
+                f"are available: it may be killed (out of memory); --impl {others} leaves it out"
+            )
+    return warnings
 
 
 def gpu_devices() -> tuple[list[str], str, str | None]:
@@ -349,7 +444,9 @@ class _Choices(click.ParamType):
     type=FiniteFloat(min=1, max=86400),
     default=900,
     show_default=True,
-    help="Seconds one child may run before it is stopped and reported as FAIL.",
+    envvar="DLCHECK_BENCH_TIMEOUT",
+    help="Seconds one child may run before it is stopped and reported as FAIL "
+    "[env DLCHECK_BENCH_TIMEOUT].",
 )
 @click.option(
     "--limit",
@@ -361,9 +458,10 @@ class _Choices(click.ParamType):
     "--threads",
     type=click.IntRange(min=0, max=1024),
     default=0,
-    help="CPU threads per child (default: the cores not already busy, i.e. cores minus "
-    "the load average, at least 1). torch-sparse on the CPU builds its batches in a "
-    "second thread whenever there are 2+ cores, unless this is 1.",
+    envvar="DLCHECK_BENCH_THREADS",
+    help="The CPU thread budget of every child (default: the cores not already busy, i.e. "
+    "cores minus the load average, at least 1). torch-sparse on the CPU uses two of them "
+    "(one builds its batches) when the budget is 2 or more [env DLCHECK_BENCH_THREADS].",
 )
 @click.option(
     "--plot",
@@ -371,9 +469,16 @@ class _Choices(click.ParamType):
     type=UsablePath(dir_okay=False),
     help="Write loss/accuracy curves and CPU-vs-GPU epoch times to this PNG.",
 )
+@click.option(
+    "--perf",
+    "perf_path",
+    type=click.Path(dir_okay=False),
+    help="A `dlcheck perf --json` file of this host: GPU rows are set against the GPU's "
+    "measured matmul throughput.",
+)
 @nvml_timeout_option
 def bench(device, impls, epochs, batch_size, protocol, data_path, synthetic, seed, timeout,
-          limit, threads, plot_path, nvml_timeout) -> Report:  # fmt: skip
+          limit, threads, plot_path, perf_path, nvml_timeout) -> Report:  # fmt: skip
     if data_path and synthetic:
         raise click.UsageError("--data and --synthetic exclude each other: pick one data source")
     if plot_path and not plot_path.lower().endswith(".png"):
@@ -384,6 +489,6 @@ def bench(device, impls, epochs, batch_size, protocol, data_path, synthetic, see
     from dlcheck.progress import RowProgress
 
     options = BenchOptions(device, impls, epochs, batch_size, protocol, data_path, synthetic,
-                           seed, timeout, limit, threads, plot_path)  # fmt: skip
+                           seed, timeout, limit, threads, plot_path, perf_path)  # fmt: skip
     with RowProgress() as progress:
         return build(options, progress)

@@ -8,7 +8,13 @@ from typing import Any
 
 import click
 
-from dlcheck.commands.common import FiniteFloat, apply_nvml_timeout, command, nvml_timeout_option
+from dlcheck.commands.common import (
+    FiniteFloat,
+    apply_nvml_timeout,
+    command,
+    nvml_timeout_option,
+    show_ids_option,
+)
 from dlcheck.facts import Facts
 from dlcheck.models import CheckResult, ExitCode, Report, envelope_status
 
@@ -71,10 +77,11 @@ def build(options: CheckOptions, on_probing=None) -> Report:
     type=FiniteFloat(min=1, max=86400),
     default=120.0,
     show_default=True,
-    help="Seconds to wait for all framework probes together.",
+    envvar="DLCHECK_PROBE_TIMEOUT",
+    help="Seconds to wait for all framework probes together [env DLCHECK_PROBE_TIMEOUT].",
 )
 @click.option("--no-frameworks", is_flag=True, help="Skip the torch/TensorFlow/Keras/JAX probes.")
-@click.option("--show-ids", is_flag=True, help="Show GPU UUIDs and serials (masked by default).")
+@show_ids_option
 @nvml_timeout_option
 def check(verbose, cpu_ok, strict, timeout, no_frameworks, show_ids, nvml_timeout):
     """Readiness report: system, driver, GPUs, frameworks, each check with a fix.

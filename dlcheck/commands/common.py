@@ -15,17 +15,27 @@ from dlcheck.models import Report
 
 
 @dataclass(frozen=True)
+class Repeat:
+    """Render again every `seconds` with a fresh report from `rebuild()` (dlcheck gpu -l)."""
+
+    seconds: float
+    rebuild: Callable[[], Report]
+
+
+@dataclass(frozen=True)
 class Invocation:
-    """What a command callback hands to cli.main: the report and how to render it."""
+    """What a command callback hands to cli.run: the report and how to render it."""
 
     report: Report
     as_json: bool
     renderer: str  # "module:function" taking (report, out, **view); imported for humans only
     view: dict | None = None  # options of the human view only (e.g. verbose)
+    repeat: Repeat | None = None
 
 
 def command(name: str, renderer: str, **settings) -> Callable:
-    """Make `function(**options) -> Report | (Report, view options)` a dlcheck subcommand.
+    """Make `function(**options) -> Report | (Report, view options[, Repeat])` a dlcheck
+    subcommand.
 
     Adds --json and --debug; --debug itself is read by cli.main (it must work even when
     option parsing is what fails)."""
@@ -34,8 +44,9 @@ def command(name: str, renderer: str, **settings) -> Callable:
         @functools.wraps(function)
         def callback(as_json: bool, debug: bool, **options) -> Invocation:
             result = function(**options)
-            report, view = result if isinstance(result, tuple) else (result, None)
-            return Invocation(report, as_json, renderer, view)
+            report, view, repeat = (*result, None, None)[:3] if isinstance(result, tuple) else (
+                result, None, None)  # fmt: skip
+            return Invocation(report, as_json, renderer, view, repeat)
 
         callback = click.option(
             "--debug", is_flag=True, help="Show a traceback on internal errors."
@@ -84,6 +95,15 @@ def nvml_timeout_option(function: Callable) -> Callable:
         envvar="DLCHECK_NVML_TIMEOUT",
         help="Seconds one NVML call may take before the driver is reported as hung "
         "[default: 10; env DLCHECK_NVML_TIMEOUT].",
+    )(function)
+
+
+def show_ids_option(function: Callable) -> Callable:
+    return click.option(
+        "--show-ids",
+        is_flag=True,
+        envvar="DLCHECK_SHOW_IDS",
+        help="Show GPU UUIDs and serials (masked by default) [env DLCHECK_SHOW_IDS].",
     )(function)
 
 

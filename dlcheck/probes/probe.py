@@ -85,7 +85,8 @@ def probe_torch() -> dict:
 
 
 def probe_tensorflow() -> dict:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # 1 keeps TensorFlow's warnings ("Cannot dlopen some GPU libraries") in the stderr tail
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     import tensorflow as tf
 
     build = dict(tf.sysconfig.get_build_info())

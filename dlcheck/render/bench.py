@@ -1,76 +1,26 @@
-"""The human view of `dlcheck bench`: the results table, the phases, verdicts and notes."""
+"""The human view of `dlcheck bench`: results, phases, then verdicts and notes as lines."""
 
 from __future__ import annotations
 
 from dlcheck.bench.impls import IMPLS
 from dlcheck.commands.bench import BenchReport
 from dlcheck.models import Report
-from dlcheck.render import Output, escape
+from dlcheck.render import STATUS_STYLE, Output
+from dlcheck.render.table import Column
 
-
-def _fmt(value, spec, suffix=""):
-    return "N/A" if value is None else f"{value:{spec}}{suffix}"
-
-
-def render(report: Report, out: Output) -> None:
-    from rich.table import Table
-
-    data: BenchReport = report.data
-    plain = out.plain
-    console = out.console()
-    dataset = (
-        "SYNTHETIC IMDB-shaped data (not real reviews)"
-        if data.dataset.synthetic
-        else f"IMDB (Keras imdb.npz, sha256 {str(data.dataset.sha256)[:12]}...)"
-    )
-    title = f"dlcheck bench: {dataset}, protocol {data.options.protocol}"
-    grid = Table(title=title, title_justify="left", box=None, pad_edge=False)
-    for header, justify in (
-        ("implementation", "left"),
-        ("device", "left"),
-        ("backend", "left"),
-        ("median epoch", "right"),
-        ("min-max", "right"),
-        ("samples/s", "right"),
-        ("speedup", "right"),
-        ("test acc", "right"),
-        ("verdict", "left"),
-    ):
-        grid.add_column(header, justify=justify)
-    colours = {"PASS": "green", "WARN": "yellow", "FAIL": "red"}
-    for row in data.rows:
-        verdict = row.verdict.value
-        summary, outcome = row.summary, row.run.outcome
-        spread = (
-            "N/A"
-            if summary.min_epoch_s is None
-            else f"{summary.min_epoch_s:.3f}-{summary.max_epoch_s:.3f}"
-        )
-        grid.add_row(
-            IMPLS[row.impl].label if row.impl in IMPLS else row.impl,
-            row.device,
-            escape((outcome.backend if outcome else None) or "N/A"),
-            _fmt(summary.median_epoch_s, ".3f", " s"),
-            spread,
-            _fmt(summary.samples_per_s, ",.0f"),
-            _fmt(row.speedup, ".1f", "x"),
-            _fmt(outcome.test_accuracy if outcome else None, ".4f"),
-            verdict if plain else f"[{colours.get(verdict, 'white')}]{verdict}[/]",
-        )
-    console.print(grid)
-    console.print(_phases(data, Table))
-    for row in data.rows:
-        for name, check in row.verdicts.items():
-            if check.status.value != "PASS":
-                console.print(
-                    f"  {check.status.value} {row.impl} on {row.device} ({name}): "
-                    f"{check.message}",
-                    markup=False,
-                )
-    for note in data.notes:
-        console.print(f"  note: {note}", markup=False)
-
-
+RESULTS = [  # priority: the first to go when the terminal is narrow has the highest number
+    Column("impl"),
+    Column("device"),
+    Column("threads", priority=4, right=True),
+    Column("backend", priority=6),
+    Column("median s", right=True),
+    Column("min-max s", priority=5, right=True),
+    Column("samples/s", priority=3, right=True),
+    Column("GFLOP/s", priority=7, right=True),
+    Column("speedup", priority=1, right=True),
+    Column("test acc", priority=2, right=True),
+    Column("verdict"),
+]
 PHASES = (
     ("vectorise", "vectorise"),
     ("to_device", "to device"),
@@ -80,26 +30,60 @@ PHASES = (
 )
 
 
-def _phases(data: BenchReport, table_class):
-    """Every phase timed apart: what the median epoch leaves out is shown here."""
-    grid = table_class(title="phases (seconds)", title_justify="left", pad_edge=False, box=None)
-    grid.add_column("implementation")
-    grid.add_column("device")
-    for _, header in PHASES:
-        grid.add_column(header, justify="right")
-    grid.add_column("timed epochs", justify="right")
-    grid.add_column("child wall", justify="right")
+def _fmt(value, spec, suffix=""):
+    return "N/A" if value is None else f"{value:{spec}}{suffix}"
+
+
+def render(report: Report, out: Output) -> None:
+    data: BenchReport = report.data
+    dataset = (
+        "SYNTHETIC IMDB-shaped data (not real reviews)"
+        if data.dataset.synthetic
+        else f"IMDB (Keras imdb.npz, sha256 {str(data.dataset.sha256)[:12]}...)"
+    )
+    rows, styles = [], []
+    for row in data.rows:
+        summary, outcome = row.summary, row.run.outcome
+        spread = (
+            "N/A" if summary.min_epoch_s is None
+            else f"{summary.min_epoch_s:.3f}-{summary.max_epoch_s:.3f}"
+        )  # fmt: skip
+        rows.append([
+            row.impl, row.device,
+            _fmt(outcome.threads if outcome else None, "d"),
+            (outcome.backend if outcome else None) or "N/A",
+            _fmt(summary.median_epoch_s, ".3f"), spread,
+            _fmt(summary.samples_per_s, ",.0f"), _fmt(summary.gflops, ",.1f"),
+            _fmt(row.speedup, ".1f", "x"),
+            _fmt(outcome.test_accuracy if outcome else None, ".4f"), row.verdict.value,
+        ])  # fmt: skip
+        styles.append(STATUS_STYLE[row.verdict.value] if out.color else None)
+    out.table(RESULTS, rows, title=f"dlcheck bench: {dataset}, protocol {data.options.protocol}",
+              styles=styles)  # fmt: skip
+    present = dict.fromkeys(row.impl for row in data.rows)
+    out.write("".join(f"  {IMPLS[i].label}\n" for i in present if i in IMPLS) + "\n")
+    out.table(*_phases(data), title="phases (seconds)")
+    lines = [
+        f"  {check.status.value} {row.impl} on {row.device} ({name}): {check.message}"
+        for row in data.rows for name, check in row.verdicts.items()
+        if check.status.value != "PASS"
+    ]  # fmt: skip
+    lines += [f"  note: {note}" for note in data.notes]
+    out.write("\n".join(lines) + "\n")
+
+
+def _phases(data: BenchReport):
+    columns = [Column("implementation"), Column("device")]
+    columns += [Column(header, priority=2, right=True) for _, header in PHASES]
+    columns += [Column("timed epochs", priority=1, right=True),
+                Column("child wall", right=True)]  # fmt: skip
+    rows = []
     for row in data.rows:
         outcome = row.run.outcome
         phases = outcome.phases if outcome else {}
         epochs = outcome.epoch_times if outcome else []
-        grid.add_row(
-            row.impl,
-            row.device,
-            *(_fmt(phases.get(key), ".2f") for key, _ in PHASES),
-            f"{sum(epochs):.2f} ({len(epochs)})" if epochs else "N/A",
-            _fmt(row.run.wall_s, ".1f"),
-        )
-    return grid
-
-
+        rows.append([
+            row.impl, row.device, *(_fmt(phases.get(key), ".2f") for key, _ in PHASES),
+            f"{sum(epochs):.2f} ({len(epochs)})" if epochs else "N/A", _fmt(row.run.wall_s, ".1f"),
+        ])  # fmt: skip
+    return columns, rows

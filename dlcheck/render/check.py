@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from rich.table import Table
+
 from dlcheck.commands.check import CheckReport
 from dlcheck.frameworks import ProbeResult
 from dlcheck.models import Report
 from dlcheck.render import STATUS_STYLE, Output, escape, na
+from dlcheck.render.table import Column
 
 VERDICT_TEXT = {
     "ready": "READY: this machine can train on its NVIDIA GPU(s).",
@@ -25,10 +28,32 @@ GPU_SUMMARY = (
 
 def render(report: Report, out: Output, verbose: bool = False) -> None:
     data: CheckReport = report.data
+    verdict = f"{VERDICT_TEXT[data.verdict]}  (exit {int(data.exit_code)})"
     if out.plain:
-        out.write(_plain(data, verbose))
+        out.write(f"dlcheck: {verdict}\n\n")
+        out.write("".join(f"{label:<11} {value}\n" for label, value in _facts(data)))
+        out.write("\n")
     else:
-        _rich(data, verbose, out)
+        out.print(escape(verdict), style=VERDICT_STYLE[data.verdict])
+        facts = Table(show_header=False, box=None, pad_edge=False)
+        facts.add_column(style="bold", no_wrap=True)
+        facts.add_column(overflow="fold")
+        for label, value in _facts(data):
+            facts.add_row(escape(label), escape(value))
+        out.print(facts)
+    columns = [Column("status", style=None), Column("code"), Column("message", fold=True)]
+    rows = [[c.status.value, c.code, c.message] for c in data.checks]
+    styles = [STATUS_STYLE[c.status.value] if out.color else None for c in data.checks]
+    out.table(columns, rows, title="Checks", styles=styles)
+    if verbose:
+        evidence = [
+            [c.code, key, str(value)]
+            for c in data.checks for key, value in sorted(c.evidence.items())
+        ]  # fmt: skip
+        out.table([Column("code"), Column("evidence"), Column("value", fold=True)], evidence,
+                  title="Evidence (-v)")  # fmt: skip
+    out.fixes([(f"{c.status.value} {c.code}: {c.message}", c.fix)
+               for c in data.checks if c.fix and c.status.value != "PASS"])  # fmt: skip
 
 
 def _facts(data: CheckReport) -> list[tuple[str, str]]:
@@ -77,43 +102,3 @@ def framework_line(fw: ProbeResult) -> str:
         return f"{na(fw.version)}, error: {fw.error}"
     build = f"CUDA {fw.cuda}" if fw.cuda_build else "CPU build"
     return f"{fw.version}, {build}, GPUs seen: {na(fw.gpu_count)}"
-
-
-def _plain(data: CheckReport, verbose: bool) -> str:
-    out = [f"dlcheck: {VERDICT_TEXT[data.verdict]}  (exit {int(data.exit_code)})", ""]
-    out += [f"{label:<11} {value}" for label, value in _facts(data)]
-    out += ["", "Checks"]
-    for check in data.checks:
-        out.append(f"  {check.status.value:<5} {check.code:<28} {check.message}")
-        if check.fix and check.status.value != "PASS":
-            out.append(f"        fix: {check.fix}")
-        if verbose and check.evidence:
-            out += [f"        {k}: {v}" for k, v in sorted(check.evidence.items())]
-    return "\n".join(out) + "\n"
-
-
-def _rich(data: CheckReport, verbose: bool, out: Output) -> None:
-    from rich.table import Table
-
-    console = out.console()
-    console.print(VERDICT_TEXT[data.verdict], style=VERDICT_STYLE[data.verdict])
-    facts = Table(show_header=False, box=None, pad_edge=False)
-    facts.add_column(style="bold")
-    facts.add_column()
-    for label, value in _facts(data):
-        facts.add_row(escape(label), escape(value))
-    console.print(facts)
-    checks = Table(title="Checks", title_justify="left", show_lines=False)
-    for column in ("Status", "Code", "Message / fix"):
-        checks.add_column(column)
-    for check in data.checks:
-        status = check.status.value
-        text = escape(check.message)
-        if check.fix and status != "PASS":
-            text += f"\n[dim]fix:[/dim] {escape(check.fix)}"
-        if verbose and check.evidence:
-            text += "\n" + "\n".join(
-                f"[dim]{escape(k)}: {escape(v)}[/dim]" for k, v in sorted(check.evidence.items())
-            )
-        checks.add_row(f"[{STATUS_STYLE[status]}]{status}[/]", escape(check.code), text)
-    console.print(checks)

@@ -1,15 +1,25 @@
-"""The human view of `dlcheck fleet`: one row per host, problems listed under it."""
+"""The human view of `dlcheck fleet`: one row per host, then its problems and warnings."""
 
 from __future__ import annotations
 
-from rich import box
-from rich.table import Table
-
 from dlcheck.fleet import CPU_ONLY, READY, HostRow
 from dlcheck.models import Report
-from dlcheck.render import Output, escape
+from dlcheck.render import Output
+from dlcheck.render.table import Column
 
-_STYLE = {READY: "green", CPU_ONLY: "yellow"}
+STATE_STYLE = {READY: "green", CPU_ONLY: "yellow"}
+COLUMNS = [  # priority: the first to go when the terminal is narrow has the highest number
+    Column("host"),
+    Column("state"),
+    Column("warn", priority=1),
+    Column("GPUs", priority=2, fold=True),
+    Column("speedup", priority=3),
+    Column("perf", priority=3, fold=True),
+    Column("smoke", priority=4, right=True),
+    Column("driver", priority=5),
+    Column("CUDA", priority=6),
+    Column("frameworks", priority=7, fold=True),
+]
 
 
 def _speedup(row: HostRow) -> str:
@@ -35,35 +45,26 @@ def _smoke(row: HostRow) -> str:
     return f"{row.smoke['passed']}/{broken}/{row.smoke['skipped']}"
 
 
+def _warn(row: HostRow) -> str:
+    codes = row.warning_codes
+    return f"{len(row.warnings)}: {', '.join(codes)}" if codes else "0"
+
+
 def render(report: Report, out: Output) -> None:
     rows, counts = report.data.rows, report.data.summary
-    table = Table(box=box.SIMPLE_HEAD, title="dlcheck fleet", title_justify="left")
-    columns = (
-        "host",
-        "state",
-        "GPUs",
-        "driver",
-        "CUDA",
-        "frameworks",
-        "verdict",
-        "speedup",
-        "smoke",
-    )
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        frameworks = ", ".join(f"{name} {label}" for name, label in row.frameworks.items())
-        cells = (_gpus(row), row.driver or "N/A", row.cuda or "N/A", frameworks or "N/A",
-                 row.verdict or "N/A", _speedup(row), _smoke(row))  # fmt: skip
-        table.add_row(
-            escape(row.host),
-            row.state if out.plain else f"[{_STYLE.get(row.state, 'red')}]{row.state}[/]",
-            *(escape(cell) for cell in cells),
-        )
-    console = out.console()
-    console.print(table)
+    cells = [
+        [row.host, row.state, _warn(row), _gpus(row), _speedup(row), row.perf or "N/A",
+         _smoke(row),
+         row.driver or "N/A", row.cuda or "N/A",
+         ", ".join(f"{name} {label}" for name, label in row.frameworks.items()) or "N/A"]
+        for row in rows
+    ]  # fmt: skip
+    styles = [STATE_STYLE.get(row.state, "red") if out.color else None for row in rows]
+    out.table(COLUMNS, cells, title="dlcheck fleet", styles=styles)
     for row in rows:
         for problem in row.problems:
-            console.print(f"  {row.host}: {problem}", markup=False)
+            out.write(f"  {row.host}: {problem}\n")
+        for warning in row.warnings:
+            out.write(f"  {row.host}: WARN {warning}\n")
     parts = [f"{counts[k]} {k}" for k in counts if k != "hosts" and counts[k]]
-    console.print(f"{counts['hosts']} hosts: {', '.join(parts) or 'none'}", markup=False)
+    out.write(f"{counts['hosts']} hosts: {', '.join(parts) or 'none'}\n")

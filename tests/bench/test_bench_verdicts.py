@@ -1,5 +1,7 @@
 """Verdict rules on measured rows (no children needed)."""
 
+import pytest
+
 from dlcheck.bench import verdicts
 from dlcheck.bench.protocol import Outcome
 from dlcheck.bench.runner import RunRow
@@ -82,11 +84,22 @@ def test_default_threads_leave_busy_cores_alone(monkeypatch):
     assert runner.default_threads(30.0) == 1
 
 
-def test_batch_thread_needs_two_cores_and_not_threads_1(monkeypatch):
+def test_batch_thread_fits_the_thread_budget_every_implementation_gets():
     from dlcheck.bench import runner
 
-    monkeypatch.setattr(runner, "cpu_threads", lambda: 2)
-    assert runner.batch_thread(0) and runner.batch_thread(2)  # default, however busy
-    assert not runner.batch_thread(1)  # --threads 1 means one thread
-    monkeypatch.setattr(runner, "cpu_threads", lambda: 1)
-    assert not runner.batch_thread(0)
+    assert runner.batch_thread(2) and runner.batch_thread(8)
+    assert not runner.batch_thread(1)  # a busy machine or --threads 1: one thread for all
+
+
+def test_model_rate_is_dense_flops_over_the_median_epoch_and_set_against_perf():
+    from dlcheck.bench.protocol import dense_flops_per_sample
+    from dlcheck.commands.bench import _against_perf
+
+    rows = [_row("torch", "cpu", [1.0]), _row("torch", "cuda:0", [0.02], placed="cuda:0",
+                                               nvml=GPU_SEEN)]  # fmt: skip
+    judged, _ = verdicts.judge(rows, synthetic=True, book_config=True)
+    assert dense_flops_per_sample() == 641632  # 16.04 GFLOP an epoch of 25000
+    assert judged[1].summary.gflops == pytest.approx(25000 / 0.02 * 641632 / 1e9)
+    perf = [{"index": 0, "matmul": {"test": "matmul_bf16", "tflops": 700.0}}]
+    (note,) = _against_perf(judged, perf)
+    assert "802 GFLOP/s dense-equivalent, 0.11% of the 700,000 GFLOP/s" in note

@@ -75,8 +75,10 @@ def test_gpu_human_view_and_lost_gpu_exit(gpu_machine):
     gpu_machine("gpu_lost")
     result, code = invoke(["gpu"])
     assert code == ExitCode.NOT_READY
-    assert "GPU 1  ** gpu_lost **" in result.stdout and "memory.total" in result.stdout
-    assert "81559 MiB" in result.stdout
+    assert "GPU 1: FAIL gpu_lost" in result.stdout and "555 / 81559" in result.stdout
+    full, _ = invoke(["gpu", "--all"])
+    assert "GPU 1  ** gpu_lost **" in full.stdout and "memory.total" in full.stdout
+    assert "81559 MiB" in full.stdout
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import threading
 from pathlib import Path
 from types import SimpleNamespace
@@ -74,7 +75,7 @@ class FakePynvml:
 
     def _field(self, function: str, handle, key: str):
         self._check(function, handle.index)
-        value = self.scenario["gpus"][handle.index][key]
+        value = self.scenario["gpus"][handle.index].get(key)
         if value is None:
             self._raise("NVML_ERROR_NOT_SUPPORTED")
         return value
@@ -118,13 +119,22 @@ class FakePynvml:
         return self._field("nvmlDeviceGetName", h, "name")
 
     def nvmlDeviceGetUUID(self, h):
+        if getattr(h, "mig", None) is not None:
+            return h.mig["uuid"]
         return self._field("nvmlDeviceGetUUID", h, "uuid")
 
     def nvmlDeviceGetSerial(self, h):
         return self._field("nvmlDeviceGetSerial", h, "serial")
 
     def nvmlDeviceGetPciInfo(self, h):
-        return SimpleNamespace(busId=self._field("nvmlDeviceGetPciInfo", h, "pci.bus_id"))
+        info = SimpleNamespace(busId=self._field("nvmlDeviceGetPciInfo", h, "pci.bus_id"))
+        # Optional, scenario-level (the per-GPU records keep `dlcheck gpu`'s exact shape):
+        # {"pci_device_ids": {index: "0x2330"}} -> pciDeviceId packed as NVML packs it.
+        ids = self.scenario.get("pci_device_ids") or {}
+        device = ids.get(h.index, ids.get(str(h.index)))
+        if device:
+            info.pciDeviceId = (int(device, 16) << 16) | 0x10DE
+        return info
 
     def nvmlDeviceGetCudaComputeCapability(self, h):
         cc = self._field("nvmlDeviceGetCudaComputeCapability", h, "compute_cap")
@@ -132,6 +142,10 @@ class FakePynvml:
 
     # --- memory, thermals, power, clocks ---------------------------------------------
     def nvmlDeviceGetMemoryInfo(self, h, version=None):
+        if getattr(h, "mig", None) is not None:
+            mig = h.mig
+            return SimpleNamespace(total=mig["memory_total"] * MIB, used=mig["memory_used"] * MIB,
+                                   free=(mig["memory_total"] - mig["memory_used"]) * MIB)
         if version is not None:
             self._check("nvmlDeviceGetMemoryInfo_v2", h.index)
         g = self.scenario["gpus"][h.index]
@@ -245,9 +259,10 @@ class FakePynvml:
         info.status = 0 if status == "Success" else _real.NVML_ERROR_NOT_READY
         return 0
 
-    def _procs(self, function, h):
+    def _procs(self, function, h, letter="C"):
         procs = self._field(function, h, "processes")
-        return [SimpleNamespace(pid=p["pid"], usedGpuMemory=p["used_memory"] * MIB) for p in procs]
+        return [SimpleNamespace(pid=p["pid"], usedGpuMemory=(p["used_memory"] or 0) * MIB)
+                for p in procs if letter in p.get("type", "C").split("+")]  # fmt: skip
 
     def nvmlDeviceGetComputeRunningProcesses(self, h):
         return self._procs("nvmlDeviceGetComputeRunningProcesses", h)
@@ -255,18 +270,91 @@ class FakePynvml:
     def nvmlDeviceGetComputeRunningProcesses_v2(self, h):
         return self._procs("nvmlDeviceGetComputeRunningProcesses_v2", h)
 
+    def nvmlDeviceGetGraphicsRunningProcesses(self, h):
+        return self._procs("nvmlDeviceGetGraphicsRunningProcesses", h, "G")
+
+    def nvmlDeviceGetMPSComputeRunningProcesses(self, h):
+        return self._procs("nvmlDeviceGetMPSComputeRunningProcesses", h, "M")
+
+    # --- utilization, fans, NVLink, MIG ------------------------------------------------
+    def nvmlDeviceGetUtilizationRates(self, h):
+        gpu = self._field("nvmlDeviceGetUtilizationRates", h, "utilization.gpu")
+        memory = self.scenario["gpus"][h.index].get("utilization.memory")
+        return SimpleNamespace(gpu=gpu, memory=memory)
+
+    def nvmlDeviceGetEncoderUtilization(self, h):
+        return [self._field("nvmlDeviceGetEncoderUtilization", h, "utilization.encoder"), 167000]
+
+    def nvmlDeviceGetDecoderUtilization(self, h):
+        return [self._field("nvmlDeviceGetDecoderUtilization", h, "utilization.decoder"), 167000]
+
+    def nvmlDeviceGetFanSpeed(self, h):
+        return self._field("nvmlDeviceGetFanSpeed", h, "fan.speed")
+
+    def nvmlDeviceGetNvLinkState(self, h, link):
+        links = self._field("nvmlDeviceGetNvLinkState", h, "nvlink.links")
+        if link >= len(links):
+            self._raise("NVML_ERROR_INVALID_ARGUMENT")
+        return int(links[link]["active"])
+
+    def nvmlDeviceGetMaxMigDeviceCount(self, h):
+        self._field("nvmlDeviceGetMaxMigDeviceCount", h, "mig.devices")
+        return 7
+
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, h, slot):
+        devices = self._field("nvmlDeviceGetMigDeviceHandleByIndex", h, "mig.devices")
+        found = [d for d in devices if d["index"] == slot]
+        if not found:
+            self._raise("NVML_ERROR_NOT_FOUND")
+        return SimpleNamespace(index=h.index, mig=found[0])
+
 
 # --- named scenarios -------------------------------------------------------------------
 
 
 def load_fixture(name: str) -> dict[str, Any]:
+    """A `dlcheck gpu --json --show-ids` capture; fields it predates read as unsupported."""
+    from dlcheck.gpu import FIELDS
+
     data = json.loads((FIXTURES / name).read_text())
     data.pop("_note", None)
+    data["gpus"] = [{**dict.fromkeys(FIELDS), **g} for g in data["gpus"]]
     return data
 
 
 def _h100() -> dict[str, Any]:
-    return load_fixture("gpu_h100_pcie.json")
+    scenario = load_fixture("gpu_h100_pcie.json")
+    # Fields the capture predates, as an idle H100 PCIe reports them (passively cooled: no fan).
+    scenario["gpus"][0].update({"utilization.gpu": 0, "utilization.memory": 0,
+                                "utilization.encoder": 0, "utilization.decoder": 0})  # fmt: skip
+    return scenario
+
+
+def _busy() -> dict[str, Any]:
+    """One H100 at work: a training job, a desktop's graphics process and an MPS client, all
+    this test process's pid (so /proc has a user and a command line for them)."""
+    me = os.getpid()
+    return _with({
+        "utilization.gpu": 95, "utilization.memory": 61, "memory.used": 60212,
+        "memory.free": 81559 - 60212, "power.draw": 312.4, "temperature.gpu": 71,
+        "processes": [{"pid": me, "used_memory": 60100, "type": "C+G"}],
+    })  # fmt: skip
+
+
+def _two_a100(degraded: int | None = None) -> dict[str, Any]:
+    """Two A100 80GB PCIe; `degraded` names the GPU whose link trained at gen 3 x8 under load."""
+    a100 = {"name": "NVIDIA A100 80GB PCIe", "compute_cap": "8.0", "architecture": "Ampere",
+            "memory.total": 81920, "memory.used": 4, "memory.free": 81916,
+            "enforced.power.limit": 300.0, "power.default_limit": 300.0, "power.draw": 61.0,
+            "clocks.max.sm": 1410, "clocks.current.sm": 1410, "clocks.max.memory": 1512,
+            "clocks.current.memory": 1512, "pcie.link.gen.current": 4, "pcie.link.gen.max": 4,
+            "pcie.link.gen.gpumax": 4, "pcie.link.width.current": 16,
+            "pcie.link.width.max": 16}  # fmt: skip
+    scenario = _many(2, **a100)
+    if degraded is not None:
+        link = {"pcie.link.gen.current": 3, "pcie.link.width.current": 8}
+        scenario["gpus"][degraded].update(link)
+    return scenario
 
 
 def _with(gpu_changes: dict[str, Any], base=None, **scenario_changes) -> dict[str, Any]:
@@ -360,9 +448,69 @@ def _hostile() -> dict[str, Any]:
     )  # fmt: skip
 
 
+# GPU models `dlcheck perf` must find in its datasheet table, as NVML names them and with the
+# PCI device id NVML reports. Names and ids from NVIDIA's driver README table "Product Name |
+# PCI ID" (open-gpu-kernel-modules 560.31.02, Turing and later) and, for Volta/Pascal, the PCI
+# ID Repository (pci.ids 2023-04-10) and DCGM's diag-skus.yaml; older drivers drop "NVIDIA ".
+SKU_MODELS = [
+    ("NVIDIA H100 80GB HBM3", "0x2330", "9.0"),
+    ("NVIDIA H100 PCIe", "0x2331", "9.0"),
+    ("NVIDIA H100 NVL", "0x2321", "9.0"),
+    ("NVIDIA H200", "0x2335", "9.0"),
+    ("NVIDIA H200 NVL", "0x233b", "9.0"),
+    ("NVIDIA A100-SXM4-40GB", "0x20b0", "8.0"),
+    ("NVIDIA A100-PCIE-40GB", "0x20f1", "8.0"),
+    ("NVIDIA A100-SXM4-80GB", "0x20b2", "8.0"),
+    ("NVIDIA A100 80GB PCIe", "0x20b5", "8.0"),
+    ("NVIDIA L4", "0x27b8", "8.9"),
+    ("NVIDIA L40S", "0x26b9", "8.9"),
+    ("NVIDIA A10G", "0x2237", "8.6"),
+    ("NVIDIA A10", "0x2236", "8.6"),
+    ("Tesla T4", "0x1eb8", "7.5"),
+    ("Tesla V100-SXM2-16GB", "0x1db1", "7.0"),
+    ("Tesla V100-SXM2-32GB", "0x1db5", "7.0"),
+    ("Tesla V100-PCIE-16GB", "0x1db4", "7.0"),
+    ("Tesla V100-PCIE-32GB", "0x1db6", "7.0"),
+    ("NVIDIA RTX 6000 Ada Generation", "0x26b1", "8.9"),
+    ("NVIDIA RTX A6000", "0x2230", "8.6"),
+    ("NVIDIA GeForce RTX 4090", "0x2684", "8.9"),
+    ("NVIDIA GeForce RTX 4080", "0x2704", "8.9"),
+    ("NVIDIA GeForce RTX 3090", "0x2204", "8.6"),
+    ("NVIDIA GeForce RTX 3080", "0x2206", "8.6"),
+    ("NVIDIA GeForce RTX 3080", "0x220a", "8.6"),
+    ("NVIDIA GeForce RTX 3060", "0x2503", "8.6"),
+    ("NVIDIA GeForce RTX 3060", "0x2487", "8.6"),
+    ("NVIDIA GeForce GTX 1080 Ti", "0x1b06", "6.1"),
+    ("GeForce GTX 1080 Ti", "0x1b06", "6.1"),
+    ("NVIDIA GeForce GTX 1060 6GB", "0x1c03", "6.1"),
+    ("GeForce GTX 1060 3GB", "0x1c02", "6.1"),
+]
+
+
+def _sku_zoo() -> dict[str, Any]:
+    """One GPU per model in SKU_MODELS, each with its PCI device id."""
+    scenario = _many(len(SKU_MODELS))
+    for g, (name, _, cc) in zip(scenario["gpus"], SKU_MODELS, strict=True):
+        g.update(name=name, compute_cap=cc)
+    scenario["pci_device_ids"] = {i: device for i, (_, device, _) in enumerate(SKU_MODELS)}
+    return scenario
+
+
+def _loaded(changes: dict[str, Any], device_id: str = "0x2331") -> dict[str, Any]:
+    """The H100 PCIe under load (P0), with `changes`, and its PCI device id."""
+    scenario = _with({"pstate": "P0", "power.draw": 310.0, **changes})
+    scenario["pci_device_ids"] = {0: device_id}
+    return scenario
+
+
 SCENARIOS = {
     "healthy_single": _h100,
-    "multi_gpu": lambda: _many(4, **{"fabric.state": "Completed", "fabric.status": "Success"}),
+    "multi_gpu": lambda: _many(4, **{"fabric.state": "Completed", "fabric.status": "Success",
+                                      "nvlink.links": [{"link": n, "active": True}
+                                                       for n in range(18)]}),
+    "busy": _busy,
+    "two_a100": _two_a100,
+    "two_a100_pcie_degraded": lambda: _two_a100(degraded=1),
     "no_library": lambda: _with({}, init_error="NVML_ERROR_LIBRARY_NOT_FOUND"),
     "driver_not_loaded": lambda: _with({}, init_error="NVML_ERROR_DRIVER_NOT_LOADED"),
     "version_mismatch": lambda: _with({}, init_error="NVML_ERROR_LIB_RM_VERSION_MISMATCH"),
@@ -404,13 +552,45 @@ SCENARIOS = {
         {"pcie.link.gen.max": 4, "pcie.link.gen.current": 4, "pcie.link.gen.hostmax": 4}
     ),  # fmt: skip
     "persistence_off": lambda: _with({"persistence_mode": "Disabled"}),
-    "mig": lambda: _with({"mig.mode.current": "Enabled", "mig.mode.pending": "Enabled"}),
+    "mig": lambda: _with({
+        "mig.mode.current": "Enabled", "mig.mode.pending": "Enabled",
+        "utilization.gpu": None, "utilization.memory": None,  # not supported with MIG on
+        "mig.devices": [
+            {"index": 0, "uuid": "MIG-5c3f3e0b-7f7e-5a3e-9c0e-2b1c6a1d0001",
+             "memory_total": 40192, "memory_used": 13},
+            {"index": 1, "uuid": "MIG-5c3f3e0b-7f7e-5a3e-9c0e-2b1c6a1d0002",
+             "memory_total": 40192, "memory_used": 37}]}),
     "hung_driver": lambda: _with({}, hang="nvmlDeviceGetTemperature"),
     "hung_at_init": lambda: _with({}, hang="nvmlInit"),
     "hung_one_gpu": lambda: {**_many(2), "hang": "nvmlDeviceGetName", "hang_index": 1},
     "hostile_strings": _hostile,
     "fabric_manager_down": lambda: _many(
         8, **{"fabric.state": "Not Started", "fabric.status": "NVML error 10"}
+    ),
+    # --- dlcheck perf: every datasheet model, and the causes it must name -----------------
+    "sku_zoo": _sku_zoo,
+    "unknown_sku": lambda: {
+        **_with({"name": "NVIDIA GeForce RTX 2080 Ti", "compute_cap": "7.5"}),
+        "pci_device_ids": {0: "0x1e04"},
+    },
+    "loaded_healthy": lambda: _loaded({}),
+    "power_capped": lambda: _loaded(
+        {
+            "enforced.power.limit": 200.0,
+            "power.draw": 199.4,
+            "clocks.current.sm": 1290,
+            "clocks_event_reasons.active": "0x0000000000000004",
+            "clocks_event_reasons.decoded": ["sw_power_cap"],
+        }
+    ),
+    "pcie_x8_loaded": lambda: _loaded({"pcie.link.width.current": 8}),
+    "throttled_loaded": lambda: _loaded(
+        {
+            "clocks.current.sm": 1110,
+            "temperature.gpu": 91,
+            "clocks_event_reasons.active": "0x0000000000000060",
+            "clocks_event_reasons.decoded": ["sw_thermal_slowdown", "hw_thermal_slowdown"],
+        }
     ),
 }
 

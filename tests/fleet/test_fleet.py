@@ -161,3 +161,19 @@ def test_bad_reports_dir_is_a_one_line_usage_error(tmp_path, make):
     )
     assert proc.returncode == ExitCode.USAGE
     assert "Fix:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_perf_column_makes_the_slow_gpu_host_stand_out(tmp_path):
+    from tests.perf.test_report_views import report as perf_report
+
+    for host, gpus in (("fast-1", ("healthy_h100_sxm",)),
+                       ("slow-1", ("healthy_h100_sxm", "throttled_rtx4090"))):  # fmt: skip
+        folder = write_host(tmp_path, host, check=check_data(), smoke=smoke_data())
+        data = perf_report(*gpus)
+        (folder / "perf.json").write_text(models.envelope("perf", data["status"], data))
+    rows = by_host(read_fleet(tmp_path))
+    assert rows["fast-1"].perf.startswith("PASS") and rows["fast-1"].state == "ready"
+    assert rows["slow-1"].perf_status == "FAIL" and rows["slow-1"].state == "not_ready"
+    assert "GPU 1 matmul_fp16 at 44% of expected (thermal_slowdown)" in rows["slow-1"].perf
+    table = invoke(["fleet", str(tmp_path)]).stdout
+    assert "thermal_slowdown" in table and "slow-1: perf: FAIL" in table

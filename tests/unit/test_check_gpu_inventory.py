@@ -1,6 +1,7 @@
 """dlcheck.gpu against the fake NVML: units, fallbacks, lost GPUs, masking."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -51,9 +52,46 @@ def test_replay_fixtures_round_trip(fake_nvml, fixture):
 def test_ids_are_masked_unless_asked(fake_nvml):
     fake_nvml("healthy_single")
     record = gpu.collect().gpus[0]
-    assert record["uuid"] == "GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"
-    assert set(record["serial"]) == {"x"}
+    assert re.fullmatch(r"GPU-masked-[0-9a-f]{8}", record["uuid"])
+    assert re.fullmatch(r"masked-[0-9a-f]{8}", record["serial"])
+    assert "3f1c2a7e" not in record["uuid"] and "1650123456789" not in record["serial"]
     assert record["pci.bus_id"] == "00000000:01:00.0"  # not an identity, kept
+
+
+def test_masks_are_distinct_per_gpu_stable_across_runs_and_keyed(fake_nvml, monkeypatch):
+    fake_nvml("multi_gpu")
+    first = [g["uuid"] for g in gpu.collect().gpus]
+    assert len(set(first)) == 4  # every GPU can be told apart
+    assert [g["uuid"] for g in gpu.collect().gpus] == first  # and found again next run
+    monkeypatch.setenv("DLCHECK_MASK_KEY", "a site's own secret")
+    assert not set(first) & {g["uuid"] for g in gpu.collect().gpus}
+
+
+def test_mig_devices_have_their_own_memory_and_masked_uuids(fake_nvml):
+    fake_nvml("mig")
+    record = gpu.collect().gpus[0]
+    devices = record["mig.devices"]
+    assert [(d["index"], d["memory_total"], d["memory_used"]) for d in devices] == [
+        (0, 40192, 13), (1, 40192, 37)]  # fmt: skip
+    assert all(d["uuid"].startswith("MIG-masked-") for d in devices)
+    assert record["utilization.gpu"] is None  # NVML gives no utilization with MIG on
+
+
+def test_busy_gpu_lists_its_processes_with_user_type_and_command(fake_nvml):
+    fake_nvml("busy")
+    record = gpu.collect().gpus[0]
+    (proc,) = record["processes"]
+    assert proc["type"] == "C+G" and proc["used_memory"] == 60100
+    assert proc["user"] and "python" in (proc["command"] or "") + (proc["process_name"] or "")
+    assert (record["utilization.gpu"], record["memory.used"]) == (95, 60212)
+
+
+def test_nvlink_links_until_nvml_says_no_more(fake_nvml):
+    fake_nvml("multi_gpu")
+    links = gpu.collect().gpus[0]["nvlink.links"]
+    assert len(links) == 18 and all(link["active"] for link in links)
+    fake_nvml("healthy_single")
+    assert gpu.collect().gpus[0]["nvlink.links"] is None
 
 
 def test_old_driver_falls_back_to_older_calls(fake_nvml):

@@ -272,7 +272,12 @@ def test_too_little_ram_and_disk(fake_nvml, tmp_path):
         disk=dataclasses.replace(system.disk, dataset_cache=cache),
     )
     found, verdict, _ = run(dataclasses.replace(facts, system=system))
-    assert found["ram_for_benchmark"].status is Status.FAIL
+    ram = found["ram_for_benchmark"]
+    assert ram.status is Status.WARN and "keras (~5600 MiB), torch (~2300 MiB)" in ram.message
+    assert ram.fix.startswith("dlcheck bench --impl torch-sparse")
+    tiny = dataclasses.replace(system.memory, total_mib=500, available_mib=400)
+    starved = run(dataclasses.replace(facts, system=dataclasses.replace(system, memory=tiny)))[0]
+    assert starved["ram_for_benchmark"].status is Status.FAIL
     assert (
         found["disk_dataset_cache"].status is Status.FAIL
         and "KERAS_HOME" in found["disk_dataset_cache"].fix
@@ -286,3 +291,56 @@ def test_performance_env_var_and_strict(fake_nvml, tmp_path, monkeypatch):
     found, verdict, _ = run(facts)
     assert found["performance_env_var"].status is Status.WARN and verdict == "ready"
     assert run(facts, strict=True)[2] == ExitCode.NOT_READY
+
+
+def test_tensorflow_cuda_build_that_cannot_dlopen_its_libraries(fake_nvml, tmp_path):
+    from dataclasses import replace
+
+    fw = {"tensorflow": probes.tensorflow_gpu(gpu_count=0)}
+    facts = facts_for(fake_nvml, tmp_path, "healthy_single", fw=fw)
+    tail = ("W0000 gpu_device.cc:2344] Cannot dlopen some GPU libraries. Please make sure the "
+            "missing libraries mentioned above are installed properly\n")  # fmt: skip
+    tf = facts.frameworks["tensorflow"]
+    probe = replace(tf.probe, stderr_tail=tail)
+    facts = replace(facts, frameworks={"tensorflow": replace(tf, probe=probe)})
+    found, verdict, _ = run(facts)
+    result = found["tensorflow_cuda_libraries_missing"]
+    assert result.status is Status.FAIL and verdict == "not_ready"
+    assert "tensorflow[and-cuda]" in result.fix and "--gpus" not in result.fix
+    assert "Cannot dlopen some GPU libraries" in result.evidence["dlopen_messages"][0]
+
+
+def test_framework_that_could_not_be_probed_is_never_ready(fake_nvml, tmp_path):
+    from dataclasses import replace
+
+    from dlcheck.frameworks import ProbeResult, ProbeRun
+
+    facts = facts_for(fake_nvml, tmp_path, "healthy_single", fw=probes.HEALTHY)
+    hung = ProbeResult("torch", installed=None, error="probe did not answer within 120 s",
+                       probe=ProbeRun("timeout", 120.0, None))  # fmt: skip
+    found, verdict, code = run(replace(facts, frameworks={**facts.frameworks, "torch": hung}))
+    assert found["torch_probe_failed"].status is Status.FAIL
+    assert "--timeout" in found["torch_probe_failed"].fix
+    assert (verdict, code) == ("not_ready", ExitCode.NOT_READY)
+
+
+@pytest.mark.parametrize(
+    "driver, expected",
+    [
+        ("580.82.07", "whl/cu130"),  # the newest wheel this driver runs
+        ("570.86.15", "whl/cu128"),  # cu130 needs 580: the fix names the wheel that runs
+        ("535.183.01", "whl/cu126"),
+        ("470.256.02", "Upgrade the NVIDIA driver first"),  # none runs: say so, then the wheel
+    ],
+)
+def test_torch_install_fix_follows_the_driver(fake_nvml, tmp_path, driver, expected):
+    from tests.fakes.nvml import _with
+
+    cuda = {"580": "13.0", "570": "12.8", "535": "12.2", "470": "11.4"}[driver[:3]]
+    scenario = _with({}, driver={"version": driver, "nvml_version": f"12.{driver}",
+                                 "cuda_driver_version": cuda})  # fmt: skip
+    fw = {"torch": probes.torch_cpu()}
+    found, _, _ = run(facts_for(fake_nvml, tmp_path, scenario, roots=gpu_host(tmp_path, driver),
+                                fw=fw))  # fmt: skip
+    fix = found["torch_cpu_build"].fix
+    assert expected in fix and "--index-url https://download.pytorch.org/whl/cu" in fix
