@@ -31,6 +31,7 @@ from dlcheck.text import clean
 _UNITS = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMG]?)(?:I?B)?\s*$", re.IGNORECASE)
 ELEMENT_BYTES = 4  # float32
+MAX_SIZE = 1 << 40  # 1 TiB per rank: more than any GPU holds; above it, a typo
 
 
 def parse_size(text: str) -> int:
@@ -38,7 +39,10 @@ def parse_size(text: str) -> int:
     match = _SIZE_RE.match(text)
     if not match:
         raise ValueError(f"cannot read size {text!r}; use bytes or a K/M/G suffix, e.g. 32M")
-    value = int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+    number = float(match.group(1)) * _UNITS[match.group(2).upper()]  # 400 digits: inf
+    if not number <= MAX_SIZE:
+        raise ValueError(f"size {text[:40]!r} is over 1 TiB per rank (the limit: 1024G)")
+    value = int(number)
     if value < ELEMENT_BYTES:
         raise ValueError(f"size {text!r} is below one float32 element ({ELEMENT_BYTES} bytes)")
     return value

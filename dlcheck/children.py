@@ -32,6 +32,8 @@ PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])  # the folder holding `d
 TAIL_CHARS = 2000
 PARENT_ENV = "DLCHECK_PARENT_PID"
 PROGRESS_ENV = "DLCHECK_PROGRESS"
+DEBUG_ENV = "DLCHECK_DEBUG"  # set by the CLI for --debug
+TRACEBACK = "Traceback (most recent call last)"
 
 _lock = threading.Lock()
 _live: dict[int, subprocess.Popen] = {}
@@ -109,7 +111,7 @@ class Child:
     def _result(self, timed_out: bool, seconds: float) -> ChildResult:
         code = self.process.returncode
         stdout = _read(self.out)
-        tail = _read(self.err)[-TAIL_CHARS:] or None
+        tail = _without_tracebacks(_read(self.err))[-TAIL_CHARS:] or None
         document, error = None, None
         if timed_out:
             status = "timeout"
@@ -155,7 +157,7 @@ def start(argv: list[str], *, workdir: Path, name: str, env: dict[str, str] | No
         result.unlink(missing_ok=True)
         child_env["DLCHECK_RESULT"] = str(result)
     try:
-        with open(out, "wb") as stdout, open(err, "wb") as stderr:
+        with open(out, "wb") as stdout, open(err, "wb") as stderr, _signals_deferred():
             process = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
@@ -165,10 +167,10 @@ def start(argv: list[str], *, workdir: Path, name: str, env: dict[str, str] | No
                 cwd=workdir,
                 start_new_session=True,  # its own group: a kill takes its children too
             )
+            with _lock:
+                _live[process.pid] = process
     except OSError as error:
         raise ChildError(f"could not start {argv[0]}: {error.strerror or error}") from None
-    with _lock:
-        _live[process.pid] = process
     return Child(process, out, err, result, progress, time.monotonic())
 
 
@@ -188,20 +190,47 @@ def run(argv: list[str], *, workdir: Path, name: str, timeout: float,
 def scratch(prefix: str) -> Iterator[Path]:
     """A temp folder for children's files, removed on every exit path (cleanup() included)."""
     try:
-        path = tempfile.mkdtemp(prefix=f"dlcheck-{prefix}-")
+        with _signals_deferred():
+            path = tempfile.mkdtemp(prefix=f"dlcheck-{prefix}-")
+            with _lock:
+                _scratch.add(path)
     except OSError as error:
         raise ChildError(
             f"cannot create a temp folder in {tempfile.gettempdir()}: {error.strerror or error}"
             " (set TMPDIR to a writable folder with free space)"
         ) from None
-    with _lock:
-        _scratch.add(path)
     try:
         yield Path(path)
     finally:
         shutil.rmtree(path, ignore_errors=True)
         with _lock:
             _scratch.discard(path)
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until a started child or a new temp folder is registered: raised
+    in between (inside Popen, after the fork), they would leave a child that cleanup() does not
+    know of (battery case check-probe-ignores-sigterm-SIGINT left its second probe running).
+    The signal is handled as soon as the registration is done."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    wanted = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum))
+                for sig in wanted}  # fmt: skip
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if caught:
+            handler = previous[caught[0]]
+            if callable(handler):
+                handler(caught[0], None)  # KeyboardInterrupt, or the CLI's Terminated
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), caught[0])
 
 
 def cleanup() -> None:
@@ -282,6 +311,22 @@ def _read(path: Path) -> str:
         return path.read_bytes().decode("utf-8", errors="replace")
     except OSError:
         return ""
+
+
+def _without_tracebacks(text: str) -> str:
+    """A child's stderr with each Python traceback cut to its last line (what went wrong):
+    the frames are dlcheck's or a framework's insides, shown only with --debug
+    (DLCHECK_DEBUG), as for dlcheck's own tracebacks."""
+    if os.environ.get(DEBUG_ENV) or TRACEBACK not in text:
+        return text
+    kept, in_frames = [], False
+    for line in text.splitlines():
+        if line.startswith(TRACEBACK):
+            in_frames = True
+        elif not (in_frames and (line[:1].isspace() or not line.strip())):
+            in_frames = False
+            kept.append(line)
+    return "\n".join(kept)
 
 
 def _document(result: Path | None, stdout: str) -> tuple[Any, str | None]:

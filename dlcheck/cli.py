@@ -12,6 +12,7 @@ never pays for what `dlcheck bench` imports. A bare `dlcheck` (or `dlcheck --jso
 
 from __future__ import annotations
 
+import errno
 import importlib
 import json
 import os
@@ -23,6 +24,7 @@ import click
 
 from dlcheck import __version__
 from dlcheck.models import ExitCode, MachineError
+from dlcheck.text import clean
 
 # name -> ("module:attribute" of a click.Command, one line of help); each module owns its command.
 SUBCOMMANDS = {
@@ -52,6 +54,7 @@ SUBCOMMANDS = {
     ),
 }
 DEFAULT_COMMAND = "check"
+DEBUG_ENV = "DLCHECK_DEBUG"  # children.py reads it too: children's tracebacks kept or cut
 
 
 class Terminated(BaseException):
@@ -117,7 +120,11 @@ def main() -> None:
 
 def run(args: list[str]) -> int:
     """Everything but leaving the process: parse, build, render, clean up; the exit code."""
-    debug = "--debug" in args or bool(os.environ.get("DLCHECK_DEBUG"))
+    debug = "--debug" in args or bool(os.environ.get(DEBUG_ENV))
+    saved = {"debug": os.environ.get(DEBUG_ENV), "stderr": sys.stderr}
+    if debug:
+        os.environ[DEBUG_ENV] = "1"  # children keep their tracebacks too
+    _usable_streams()
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     code = ExitCode.INTERNAL
     try:
@@ -125,7 +132,53 @@ def run(args: list[str]) -> int:
     finally:
         _cleanup()
         signal.signal(signal.SIGTERM, previous)
+        sys.stderr = saved["stderr"] if saved["stderr"] is not None else sys.stderr
+        if saved["debug"] is None:
+            os.environ.pop(DEBUG_ENV, None)
     return int(code)
+
+
+def _usable_streams() -> None:
+    """Output that cannot fail for reasons that are not dlcheck's.
+
+    A closed descriptor (`>&-`, `2>&-`) leaves sys.stdout/sys.stderr None: write to /dev/null
+    instead. A terminal whose encoding cannot show a character (an ASCII locale) gets a
+    replacement character, not a UnicodeEncodeError. And stderr carries progress and notes,
+    a courtesy: a reader that left (`2>&1 | head`) must not stop the work.
+    """
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))
+        stream = getattr(sys, name)
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="replace")
+            except (OSError, ValueError):
+                pass
+    if not isinstance(sys.stderr, _Courtesy):
+        sys.stderr = _Courtesy(sys.stderr)
+
+
+class _Courtesy:
+    """A stream whose write and flush never raise (stderr: progress, notes, one-line errors)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except (OSError, ValueError):
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except (OSError, ValueError):
+            pass
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
 
 
 def _run(args: list[str], debug: bool) -> int:
@@ -145,12 +198,17 @@ def _run(args: list[str], debug: bool) -> int:
         _say("dlcheck: interrupted")
         return ExitCode.INTERRUPTED
     except click.ClickException as error:
-        _show_click_error(error)
+        _show_click_error(error, args)
         return ExitCode.USAGE if isinstance(error, click.UsageError) else error.exit_code
     except MachineError as error:  # no temp folder, no interpreter: the machine, not dlcheck
         _say(f"dlcheck: {error}")
         return ExitCode.NOT_READY
     except BrokenPipeError:  # `dlcheck gpu --json | head -1`: the reader left; say nothing
+        _silence_stdout()
+        return invocation.report.exit_code if invocation else ExitCode.READY
+    except SystemExit as leaving:  # click (--help) and rich end the process on EPIPE: not here
+        if not _stdout_gone(leaving):
+            raise
         _silence_stdout()
         return invocation.report.exit_code if invocation else ExitCode.READY
     except KeyboardInterrupt:
@@ -162,9 +220,8 @@ def _run(args: list[str], debug: bool) -> int:
     except Exception as error:  # a bug in dlcheck: one line, unless --debug asks for more
         if debug:
             _say(traceback.format_exc().rstrip())
-        message = " ".join(str(error).split()) or "no detail"
         _say(
-            f"dlcheck: internal error: {type(error).__name__}: {message[:300]} "
+            f"dlcheck: internal error: {type(error).__name__}: {_describe(error)} "
             "(rerun with --debug for the traceback; please report it)"
         )
         return ExitCode.INTERNAL
@@ -256,24 +313,55 @@ def _raise_terminated(signum, frame):
     raise Terminated()
 
 
-def _show_click_error(error: click.ClickException) -> None:
-    """One line: what is wrong, and where to read more."""
-    from dlcheck.text import clean
+def _stdout_gone(leaving: SystemExit) -> bool:
+    """Whether click or rich raised SystemExit(1) because stdout's reader left (EPIPE): rich
+    raises it while handling the BrokenPipeError, click after wrapping the streams in its
+    _PacifyFlushWrapper."""
+    cause = leaving.__context__
+    if isinstance(cause, OSError) and cause.errno == errno.EPIPE:
+        return True
+    return type(sys.stdout).__name__.endswith("PacifyFlushWrapper")
 
+
+def _describe(error: BaseException) -> str:
+    try:
+        return clean(error, 300) or "no detail"
+    except Exception:  # an exception whose str() itself fails
+        return "no detail"
+
+
+def _show_click_error(error: click.ClickException, args: list[str]) -> None:
+    """One line: what is wrong, and where to read more. What it quotes is cleaned and cut (an
+    argument may be 100 kB of anything); a bad value from an environment variable names it."""
+    message = clean(error.format_message(), 600)
+    variable = _from_environment(error, args)
+    if variable:
+        message += f" (from the environment variable {variable})"
     if isinstance(error, click.UsageError):
         where = error.ctx.command_path if error.ctx is not None else "dlcheck"
-        _say(f"{where}: error: {clean(error.format_message(), 2000)} (see {where} --help)")
+        _say(f"{where}: error: {message} (see {where} --help)")
         return
+    error.message = message
     try:
         error.show()
     except OSError:  # stderr closed too: the exit code still tells
         pass
 
 
+def _from_environment(error: click.ClickException, args: list[str]) -> str | None:
+    param = getattr(error, "param", None)
+    names = getattr(param, "envvar", None)
+    if not names or any(a.split("=")[0] in param.opts for a in args):
+        return None
+    return next((n for n in ([names] if isinstance(names, str) else names) if n in os.environ),
+                None)  # fmt: skip
+
+
 def _say(message: str) -> None:
-    """One line on stderr; a closed stderr must not turn into a traceback."""
+    """One line on stderr (a traceback with --debug), cleaned; a closed stderr must not turn
+    into a traceback."""
     try:
-        print(message, file=sys.stderr, flush=True)
+        print(clean(message, one_line=False), file=sys.stderr, flush=True)
     except (OSError, ValueError):
         pass
 

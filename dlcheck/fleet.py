@@ -117,6 +117,8 @@ def read_report(path: Path, schema_name: str) -> dict[str, Any] | None:
     except UnicodeDecodeError:
         raise ReportError(f"{name}: not UTF-8 text (binary or corrupted)") from None
     except (ValueError, RecursionError) as error:
+        if "int_max_str_digits" in str(error):  # Python's advice to programmers: not for a user
+            error = "a number longer than Python reads: 4300 digits"
         raise ReportError(f"{name}: not valid JSON ({clean(error, 120)})") from None
     if schema_name != "status":
         _known_envelope(name, body)

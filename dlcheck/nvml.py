@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 from typing import Any
 
 DEFAULT_TIMEOUT_S = 10.0
@@ -87,7 +88,7 @@ class _Worker:
         done = threading.Event()
         self.calls.put((function, args, kwargs, box, done))
         limit = timeout()
-        if not done.wait(limit):
+        if not _wait(done, limit):
             with _lock:
                 _stuck = _stuck or name
             raise NvmlNotResponding(name, limit)
@@ -95,6 +96,17 @@ class _Worker:
         if ok:
             return value
         raise value
+
+
+def _wait(done: threading.Event, seconds: float) -> bool:
+    """done.wait(seconds), in slices: a Ctrl-C that the kernel hands to the thread stuck in the
+    driver sets Python's flag but wakes nobody; the main thread must look at least every 0.1 s
+    (battery case gpu-nvml-hung-SIGINT once exited 10 s after the signal)."""
+    deadline = time.monotonic() + seconds
+    while not done.wait(min(0.1, max(0.0, deadline - time.monotonic()))):
+        if time.monotonic() >= deadline:
+            return False
+    return True
 
 
 def _run(name: str, function, *args, **kwargs):

@@ -4,6 +4,7 @@ date), so a PNG passed around still carries its context."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dlcheck.bench.impls import IMPLS
@@ -61,6 +62,8 @@ def write(report: BenchReport, path: str) -> None:
     fig.suptitle(_title(report), fontsize=11)
     fig.text(0.01, 0.01, _caption(report), fontsize=7.5, family="monospace", va="bottom")
     fig.tight_layout(rect=(0, 0.08, 1, 0.95))
+    # --plot was checked before the run: its folder exists or can be made (system.folder_problem)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

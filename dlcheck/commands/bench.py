@@ -16,6 +16,7 @@ from dlcheck.bench.protocol import VALIDATION
 from dlcheck.commands.common import (
     Failure,
     FiniteFloat,
+    UsablePath,
     apply_nvml_timeout,
     command,
     nvml_timeout_option,
@@ -308,23 +309,24 @@ def _ram_warnings(options: BenchOptions, available_mib: int | None) -> list[str]
 
 
 def gpu_devices() -> tuple[list[str], str, str | None]:
-    """cuda:N names for the NVIDIA GPUs NVML sees, why there are none, and the diagnosis with
-    its fix when the driver hangs."""
-    from dlcheck import nvml
+    """cuda:N names for the usable NVIDIA GPUs, why there are none, and the diagnosis with its
+    fix when the driver hangs. The inventory `dlcheck gpu` shows, not just the count: a driver
+    that hangs on a health query (temperature, ECC) hangs a benchmark too, and a lost GPU is
+    not benchmarked."""
+    from dlcheck import gpu
     from dlcheck.checks.driver import HUNG_DRIVER_FIX
 
-    try:
-        count = nvml.query("nvmlDeviceGetCount", default=0) or 0
-    except nvml.NvmlNotResponding as error:
-        hung = f"the NVIDIA driver does not respond ({error.detail}). Fix: {HUNG_DRIVER_FIX}"
+    inventory = gpu.collect()
+    state = inventory.nvml
+    if state.error == "not_responding":
+        hung = f"the NVIDIA driver does not respond ({state.detail}). Fix: {HUNG_DRIVER_FIX}"
         return [], "the NVIDIA driver does not respond", hung
-    except nvml.NvmlUnavailable as error:
-        return [], f"NVML unavailable ({error.reason})", None
-    except Exception as error:  # an NVML call failing is not the benchmark's business
-        return [], f"NVML error ({error})", None
-    if not count:
-        return [], "NVML reports no GPUs", None
-    return [f"cuda:{i}" for i in range(count)], "", None
+    if state.error and not inventory.gpus:
+        return [], f"NVML unavailable ({state.error})", None
+    if not inventory.usable:
+        lost = ", ".join(f"GPU {g['index']} {g['error']}" for g in inventory.gpus)
+        return [], f"no usable GPU ({lost})" if lost else "NVML reports no GPUs", None
+    return [f"cuda:{g['index']}" for g in inventory.usable], "", None
 
 
 def _relative_to_keras(rows) -> list[str]:
@@ -425,7 +427,7 @@ class _Choices(click.ParamType):
 @click.option(
     "--data",
     "data_path",
-    type=click.Path(dir_okay=False),
+    type=UsablePath(dir_okay=False),
     help="An imdb.npz fetched elsewhere (air-gapped sites); its sha256 is checked.",
 )
 @click.option(
@@ -464,7 +466,7 @@ class _Choices(click.ParamType):
 @click.option(
     "--plot",
     "plot_path",
-    type=click.Path(dir_okay=False),
+    type=UsablePath(dir_okay=False),
     help="Write loss/accuracy curves and CPU-vs-GPU epoch times to this PNG.",
 )
 @click.option(

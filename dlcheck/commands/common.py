@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -66,6 +67,24 @@ class FiniteFloat(click.FloatRange):
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number.", param, ctx)
         return number
+
+
+class UsablePath(click.Path):
+    """A path the file system can at least look up: a name too long for it (ENAMETOOLONG) or a
+    folder that cannot be searched is a usage error now, not an OSError later. Whether it
+    exists is still the command's business."""
+
+    def convert(self, value, param, ctx):
+        path = super().convert(value, param, ctx)
+        try:
+            os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        except OSError as error:
+            from dlcheck.text import clean
+
+            self.fail(f"{clean(os.fsdecode(value), 60)}: {error.strerror}", param, ctx)
+        return path
 
 
 def nvml_timeout_option(function: Callable) -> Callable:

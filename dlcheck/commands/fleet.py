@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from dlcheck.commands.common import command
+from dlcheck.commands.common import UsablePath, command
 from dlcheck.fleet import HostRow
 from dlcheck.models import Report, envelope_status
 
@@ -47,7 +47,7 @@ def build(reports_dir: Path) -> Report:
 
 
 @command("fleet", renderer="dlcheck.render.fleet:render")
-@click.argument("reports_dir", type=click.Path(path_type=Path))
+@click.argument("reports_dir", type=UsablePath(path_type=Path))
 def fleet(reports_dir: Path) -> Report:
     """Summarise reports/<host>/ folders fetched by playbooks/verify.yml.
 

@@ -43,8 +43,7 @@ def render(report: Report, out: Output, full: bool = False, query=None,
         return
     out.write(title(data) + "\n")
     if data.nvml.error:
-        out.write(f"NVML unavailable: {data.nvml.error} ({data.nvml.detail})\n"
-                  "Run `dlcheck` for the diagnosis and the fix.\n")  # fmt: skip
+        out.write(nvml_problem(data) + "\n")
     elif not data.gpus:
         out.write("NVML reports no GPUs.\n")
     if full:
@@ -54,6 +53,17 @@ def render(report: Report, out: Output, full: bool = False, query=None,
     if data.nvml.missing_functions:
         out.write("NVML functions missing on this driver: "
                   + ", ".join(data.nvml.missing_functions) + "\n")  # fmt: skip
+
+
+def nvml_problem(data: GpuInventory) -> str:
+    """A hung driver gets its diagnosis and fix here: rerunning `dlcheck` would hang as long."""
+    state = data.nvml
+    if state.error == "not_responding":
+        from dlcheck.checks.driver import HUNG_DRIVER_FIX
+
+        return f"FAIL nvml_not_responding: {state.detail}\nFix: {HUNG_DRIVER_FIX}"
+    return (f"NVML unavailable: {state.error} ({state.detail})\n"
+            "Run `dlcheck` for the diagnosis and the fix.")  # fmt: skip
 
 
 def title(data: GpuInventory) -> str:

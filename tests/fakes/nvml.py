@@ -7,6 +7,7 @@ nvidia-smi units), plus fault knobs:
   missing_functions [function names]: they raise FunctionNotFound (an older driver)
   hang              function name (or "*" for every call): that call blocks until
                     FakePynvml.release() (a wedged driver after an Xid)
+  hang_index        with hang: only that GPU's calls block (one wedged GPU among healthy ones)
 So a real capture from a GPU machine replays as a scenario unchanged.
 The fake encodes records back into raw NVML units (bytes, mW, ints, tuples), so the
 decoding in dlcheck/gpu.py is really exercised. Errors are the real pynvml classes.
@@ -44,6 +45,7 @@ class FakePynvml:
         self.scenario = scenario
         self.calls: list[str] = []
         self._unblock = threading.Event()
+        self.on_hang = lambda: None  # called as a call starts to block (tests time signals by it)
         for name in dir(_real):
             if name.startswith("NVML_ERROR_") or name == "NVML_SUCCESS":
                 setattr(self, name, getattr(_real, name))
@@ -58,7 +60,10 @@ class FakePynvml:
 
     def _check(self, function: str, index: int | None = None):
         self.calls.append(function)
-        if self.scenario.get("hang") in (function, "*"):
+        if self.scenario.get("hang") in (function, "*") and self.scenario.get(
+            "hang_index", index
+        ) == index:
+            self.on_hang()
             self._unblock.wait()
         if function in self.scenario.get("missing_functions", []):
             self._raise("NVML_ERROR_FUNCTION_NOT_FOUND")
@@ -432,6 +437,17 @@ def _old_driver() -> dict[str, Any]:
     return scenario
 
 
+def _hostile() -> dict[str, Any]:
+    """Strings from the driver are untrusted too: rich markup, escape sequences (clear the
+    screen, retitle the window, blink), an 8-bit CSI, a bidi override."""
+    return _with(
+        {"name": "[/]\x1b[2J\x1b]0;pwned\x07NVIDIA [bold]H100[/bold] \u202eeci",
+         "serial": "[link=https://x]1650\x9b31m", "architecture": "[red]Hopper"},
+        driver={"version": "580.82.07", "nvml_version": "13.580.82.07[/]\x1b[5m",
+                "cuda_driver_version": "13.0"},
+    )  # fmt: skip
+
+
 # GPU models `dlcheck perf` must find in its datasheet table, as NVML names them and with the
 # PCI device id NVML reports. Names and ids from NVIDIA's driver README table "Product Name |
 # PCI ID" (open-gpu-kernel-modules 560.31.02, Turing and later) and, for Volta/Pascal, the PCI
@@ -546,6 +562,8 @@ SCENARIOS = {
              "memory_total": 40192, "memory_used": 37}]}),
     "hung_driver": lambda: _with({}, hang="nvmlDeviceGetTemperature"),
     "hung_at_init": lambda: _with({}, hang="nvmlInit"),
+    "hung_one_gpu": lambda: {**_many(2), "hang": "nvmlDeviceGetName", "hang_index": 1},
+    "hostile_strings": _hostile,
     "fabric_manager_down": lambda: _many(
         8, **{"fabric.state": "Not Started", "fabric.status": "NVML error 10"}
     ),

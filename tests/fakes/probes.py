@@ -10,13 +10,17 @@ from typing import Any
 def command_for(documents: dict[str, Any]):
     """A replacement for dlcheck.frameworks.probe_command printing documents[name].
 
-    A value "HANG" makes that child sleep; "CRASH" makes it die without output.
+    A value "HANG" makes that child sleep; "CRASH" makes it die without output;
+    "IGNORE_TERM" makes it sleep and ignore SIGTERM (only SIGKILL ends it).
     """
 
     def probe_command(name: str) -> list[str]:
         doc = documents.get(name, {"installed": False, "error": None})
         if doc == "HANG":
             return [sys.executable, "-c", "import time; time.sleep(600)"]
+        if doc == "IGNORE_TERM":
+            code = "import signal as s, time; s.signal(s.SIGTERM, s.SIG_IGN); time.sleep(600)"
+            return [sys.executable, "-c", code]
         if doc == "CRASH":
             return [
                 sys.executable,

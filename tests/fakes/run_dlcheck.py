@@ -2,14 +2,27 @@
 
     python -m tests.fakes.run_dlcheck SCENARIO [dlcheck arguments...]
 
-SCENARIO is a name in tests.fakes.nvml.SCENARIOS, or "real" for the machine's own NVML. For
-tests that need the real process: signals, a closed stdout, the exit without waiting for a
-thread stuck in the (fake) driver.
+SCENARIO is a name in tests.fakes.nvml.SCENARIOS, a path to a scenario JSON file, or "real"
+for the machine's own NVML. For tests that need the real process: signals, a closed stdout, the
+exit without waiting for a thread stuck in the (fake) driver.
+
+Optional test knobs, all from the environment (unset: the real behaviour):
+  DLCHECK_TEST_ROOTS   a fake host tree (tests.fakes.host) instead of /proc, /sys, /dev, /etc
+  DLCHECK_TEST_PROBES  JSON {framework: probe document | "HANG" | "CRASH"}, or "healthy":
+                       fake framework probes (real child processes, canned answers)
+  DLCHECK_TEST_SYNTHETIC_N  reviews per split in bench's synthetic data set (fast, small runs)
+  DLCHECK_TEST_MARKS   a folder: a file named after each phase is created when the phase starts
+                       ("data_prep": bench builds its data set; "fleet_read": fleet reads a host;
+                       "nvml_hang": a call into the fake NVML starts to block),
+                       so a test can send a signal at that phase
 """
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+from pathlib import Path
 
 from dlcheck import cli, nvml
 
@@ -19,10 +32,60 @@ def main() -> None:
     if name != "real":
         from tests.fakes.nvml import FakePynvml, scenario
 
-        fake = FakePynvml(scenario(name))
+        data = json.loads(Path(name).read_text()) if name.endswith(".json") else scenario(name)
+        fake = FakePynvml(data)
+        fake.on_hang = lambda: _mark(os.environ.get("DLCHECK_TEST_MARKS"), "nvml_hang")
         nvml._import_pynvml = lambda: fake
+    _install_knobs(os.environ)
     sys.argv = ["dlcheck", *args]
     cli.main()
+
+
+def _install_knobs(environ) -> None:
+    if environ.get("DLCHECK_TEST_ROOTS"):
+        from dlcheck import system
+
+        base = Path(environ["DLCHECK_TEST_ROOTS"])
+        system.DEFAULT_ROOTS = system.Roots(
+            proc=base / "proc", sys=base / "sys", dev=base / "dev", etc=base / "etc",
+            root=base / "root",
+        )  # fmt: skip
+    if environ.get("DLCHECK_TEST_PROBES"):
+        from dlcheck import frameworks
+        from tests.fakes import probes
+
+        text = environ["DLCHECK_TEST_PROBES"]
+        documents = probes.HEALTHY if text == "healthy" else json.loads(text)
+        frameworks.probe_command = probes.command_for(documents)
+    marks = environ.get("DLCHECK_TEST_MARKS")
+    size = environ.get("DLCHECK_TEST_SYNTHETIC_N")
+    if marks or size:
+        from dlcheck.bench import data
+
+        synthetic = data.synthetic
+
+        def small_synthetic(n_train=25000, n_test=25000, **options):
+            _mark(marks, "data_prep")
+            if size:
+                n_train = n_test = int(size)
+            return synthetic(n_train, n_test, **options)
+
+        data.synthetic = small_synthetic
+    if marks:
+        from dlcheck import fleet
+
+        read_host = fleet.read_host
+
+        def marked_read_host(folder):
+            _mark(marks, "fleet_read")
+            return read_host(folder)
+
+        fleet.read_host = marked_read_host
+
+
+def _mark(folder: str | None, phase: str) -> None:
+    if folder:
+        Path(folder, phase).touch()
 
 
 if __name__ == "__main__":

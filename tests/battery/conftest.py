@@ -1,0 +1,105 @@
+"""The battery's shared machinery: real-process cases run a few at a time in the background from
+the start of the session (most of their time is waiting: a hung NVML call, a child importing
+torch), and the counts issue 10 asks for are printed at the end."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.battery import harness
+from tests.fakes.host import gpu_host
+
+WORKERS = max(2, os.cpu_count() or 2)  # real processes at once, beside the in-process cases
+_selected: list[harness.ProcessCase] = []
+
+
+def _case_of(item):
+    return getattr(getattr(item, "callspec", None), "params", {}).get("case")
+
+
+def pytest_collection_modifyitems(items):
+    """Real-process cases start in the background at once; the in-process ones run meanwhile,
+    so they come first."""
+    items.sort(key=lambda item: isinstance(_case_of(item), harness.ProcessCase))
+
+
+def pytest_collection_finish(session):
+    """The real-process cases of the tests that will run (after -k and the like)."""
+    cases = (_case_of(item) for item in session.items)
+    _selected.extend(c for c in cases if isinstance(c, harness.ProcessCase))
+
+
+class CasePool:
+    def __init__(self, base, cases: list[harness.ProcessCase]):
+        self.base = base
+        self.default_env = {
+            "DLCHECK_TEST_ROOTS": str(_gpu_host_tree(base / "gpu-host")),
+            "DLCHECK_TEST_PROBES": "healthy",
+            "DLCHECK_TEST_SYNTHETIC_N": "200",
+        }
+        self.executor = ThreadPoolExecutor(WORKERS, thread_name_prefix="battery")
+        self.sleepers = ThreadPoolExecutor(8, thread_name_prefix="battery-waits")
+        self.futures: dict[str, Future] = {}
+        for case in sorted(cases, key=lambda c: -c.cost):
+            self.submit(case)
+
+    def submit(self, case: harness.ProcessCase) -> Future:
+        if case.id not in self.futures:
+            executor = self.sleepers if case.waits else self.executor
+            self.futures[case.id] = executor.submit(self._run, case)
+        return self.futures[case.id]
+
+    def folder(self, case: harness.ProcessCase) -> Path:
+        """The case's own folder: its TMPDIR, stdout, stderr, and what prepare() made."""
+        return self.base / re.sub(r"[^\w.-]", "_", case.id)[:80]
+
+    def _run(self, case: harness.ProcessCase) -> harness.Outcome:
+        folder = self.folder(case)
+        folder.mkdir()
+        prepared = case.prepare(folder) if case.prepare else contextlib.nullcontext({})
+        with prepared as extra_env:
+            args = [a.replace("{case}", str(folder)) for a in case.args]
+            return harness.run_process(
+                args, folder, scenario=case.scenario.replace("{case}", str(folder)),
+                env={**self.default_env, **case.env, **(extra_env or {})},
+                stdout=case.stdout, stderr=case.stderr, send=case.send, columns=case.columns,
+            )  # fmt: skip
+
+    def outcome(self, case: harness.ProcessCase) -> harness.Outcome:
+        return self.submit(case).result()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def case_pool(tmp_path_factory):
+    pool = CasePool(tmp_path_factory.mktemp("battery"), _selected)
+    yield pool
+    for executor in (pool.executor, pool.sleepers):
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.fixture
+def run_case(case_pool):
+    """run_case(ProcessCase) -> Outcome (started in the background at session start)."""
+    return case_pool.outcome
+
+
+def pytest_terminal_summary(terminalreporter):
+    counts = harness.COUNTS
+    if not counts["cases"]:
+        return
+    keys = ("cases", "tracebacks", "hangs", "orphans", "leftover_temp_files",
+            "schema_invalid_outputs", "wrong_exit_codes", "multi_line_errors",
+            "over_time")  # fmt: skip
+    terminalreporter.write_sep("-", "issue 10 battery")
+    terminalreporter.write_line("battery: " + ", ".join(f"{k} {counts[k]}" for k in keys))
+
+
+def _gpu_host_tree(path):
+    gpu_host(path)  # a working NVIDIA kernel side, as on a provisioned GPU host
+    return path
