@@ -6,9 +6,11 @@ from pathlib import Path
 
 import click
 
+from dlcheck import prometheus
 from dlcheck.commands.common import FiniteFloat, apply_nvml_timeout, command, nvml_timeout_option
 from dlcheck.models import ExitCode, Report, Status
 from dlcheck.perf.records import PerfOptions
+from dlcheck.prometheus import prometheus_option
 
 HELP = """Is every GPU (and the CPU) as fast as its datasheet says, and if not, why?
 
@@ -125,8 +127,9 @@ class _Indices(click.ParamType):
 @click.option("--strict", is_flag=True, help="Warnings count as failures (exit 1).")
 @click.option("--show-ids", is_flag=True, help="Show GPU UUIDs (masked by default).")
 @nvml_timeout_option
+@prometheus_option
 def perf(cpu_only, gpu_only, devices, seconds, no_p2p, timeout, plot_path, strict, show_ids,
-         nvml_timeout) -> Report:  # fmt: skip
+         nvml_timeout, prometheus_path) -> Report:  # fmt: skip
     if cpu_only and gpu_only:
         raise click.UsageError("--cpu-only and --gpu-only exclude each other: pick one, or neither")
     if cpu_only and devices:
@@ -145,4 +148,5 @@ def perf(cpu_only, gpu_only, devices, seconds, no_p2p, timeout, plot_path, stric
         show_ids=show_ids,
     )
     with RowProgress(prefix="perf") as progress:
-        return build(options, progress, plot_path, strict)
+        report = build(options, progress, plot_path, strict)
+    return prometheus.export(report, prometheus_path)
