@@ -89,10 +89,11 @@ def write_fleet(root: Path, hosts: int, seed: int = 0, edit=None) -> list[str]:
                 continue
             if name == "status.json":
                 text = json.dumps(body)
-            else:
-                command = name.removesuffix(".json")
-                status = "FAIL" if kind == "not_ready" else "PASS"
-                text = models.envelope(command, status, body)
+            else:  # the envelope, compact: 1,000 hosts are written in seconds
+                envelope = {"schema": models.SCHEMA, "command": name.removesuffix(".json"),
+                            "status": "FAIL" if kind == "not_ready" else "PASS", "data": body,
+                            "errors": []}  # fmt: skip
+                text = json.dumps(envelope)
             (folder / name).write_text(text + "\n")
         names.append(host)
     return names
