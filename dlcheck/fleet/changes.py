@@ -12,6 +12,9 @@ Speed, "beyond noise", from the reports themselves:
 - perf (perf.json): each test carries the low/high of its timed repeats; slower when the new
   high is below the old low, and the median at least MIN_CHANGE lower.
 - a row or test without a recorded range falls back to NO_RANGE_CHANGE on the medians.
+- a benchmark that dlcheck bench itself flagged as run on a busy machine (load average over
+  half the cores) is not judged: on a shared machine the medians of three runs were 2.4x
+  apart (docs/fleet.md), which says nothing about the host's hardware.
 Faster by the same rules is reported too, as "better".
 """
 
@@ -83,7 +86,7 @@ def host_changes(old: HostRow, new: HostRow) -> list[Change]:
             found.append(Change(host, "smoke", test, "passed", "failed", WORSE))
         for test in sorted(set(old.smoke_failed) - set(new.smoke_failed)):
             found.append(Change(host, "smoke", test, "failed", "passed", BETTER))
-    if old.bench and new.bench:
+    if old.bench and new.bench and not (old.bench_busy or new.bench_busy):
         found += _bench(host, old.bench, new.bench)
     if old.perf_tests and new.perf_tests:
         found += _perf(host, old.perf_tests, new.perf_tests)

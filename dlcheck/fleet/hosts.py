@@ -33,6 +33,7 @@ STATE_STATUS = {READY: Status.PASS, CPU_ONLY: Status.INFO}  # every other state 
 REPORT_FILES = ("check.json", "bench.json", "perf.json", "smoke.json", "junit.xml")
 MAX_REPORT_BYTES = 16 * 1024 * 1024  # a check.json is ~20 kB, a book-protocol bench.json ~200 kB
 TEXT_LIMIT = 300  # characters of any one string from a report that reach a row
+BUSY_NOTE = "the machine was busy before the run"  # dlcheck bench's own words (commands/bench)
 FIX_LIMIT = 600  # a fix is a command to paste: longer, but still bounded
 
 
@@ -58,6 +59,7 @@ class HostRow:
     versions: dict[str, str | None] | None = None  # framework -> version, None = not installed
     checks: list[dict[str, Any]] = field(default_factory=list)  # code, status, message, fix
     bench: list[dict[str, Any]] = field(default_factory=list)  # impl, device, epoch seconds
+    bench_busy: bool = False  # dlcheck bench said the machine was busy: its times are not judged
     perf_tests: list[dict[str, Any]] = field(default_factory=list)  # device, test, measured
     smoke_failed: list[str] = field(default_factory=list)  # node ids that failed or errored
 
@@ -76,6 +78,7 @@ class HostRow:
             "speedup": self.speedup,
             "best_speedup": self.best_speedup,
             "bench": self.bench,
+            "bench_busy": self.bench_busy,
             "smoke": self.smoke,
             "smoke_failed": self.smoke_failed,
             "problems": self.problems,
@@ -224,6 +227,7 @@ def _read_bench(row: HostRow, folder: Path) -> None:
         return
     data = body["data"]
     row.speedup = {_text(k): v for k, v in data["speedup"].items()}
+    row.bench_busy = any(str(note).startswith(BUSY_NOTE) for note in data["notes"])
     for result in data["results"]:
         times = [t for t in result.get("epoch_times") or () if isinstance(t, (int, float))]
         row.bench.append({

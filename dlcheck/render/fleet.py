@@ -103,5 +103,6 @@ def _changes(data, out: Output) -> None:
               styles=styles)  # fmt: skip
     hosts = len({c.host for c in data.changes})
     worse = sum(c.effect == "worse" for c in data.changes)
-    out.write(f"{len(data.changes)} changes on {hosts} host{'s' if hosts != 1 else ''}"
-              f" ({worse} for the worse)\n")
+    count = len(data.changes)
+    out.write(f"{count} change{'s' if count != 1 else ''} on {hosts} "
+              f"host{'s' if hosts != 1 else ''} ({worse} for the worse)\n")

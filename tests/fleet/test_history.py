@@ -100,6 +100,19 @@ def test_a_host_that_became_unreachable_shows_its_state_not_every_fact_lost(tmp_
         "gpu-0002", "state", "cpu_only", "unreachable", "worse")
 
 
+def test_a_benchmark_on_a_busy_machine_is_not_judged(tmp_path):
+    write_fleet(tmp_path / OLD, 1, seed=1)
+
+    def busy_and_slow(index, files):
+        files["bench.json"] = bench_rows(random.Random(0), slow=2.0)
+        files["bench.json"]["notes"] = ["the machine was busy before the run (load average "
+                                        "10.3 on 2 cores; children use 1 thread(s)): ..."]
+
+    write_fleet(tmp_path / NEW, 1, seed=1, edit=busy_and_slow)
+    report = build(FleetOptions(tmp_path))
+    assert report.data.rows[0].bench_busy and report.data.changes == []
+
+
 def test_hosts_joining_and_leaving_the_inventory(tmp_path):
     write_fleet(tmp_path / OLD, 4, seed=1)
     write_fleet(tmp_path / NEW, 6, seed=1)
