@@ -66,6 +66,9 @@ def build(options: FleetOptions) -> Report:
         )
     runs = _listed(reports_dir, find_runs)
     changes: list = []
+    skipped = []
+    while len(runs) > 1 and not _has_hosts(runs[-1].path):  # a run that is starting or broke
+        skipped.append(runs.pop().id)
     if runs:
         latest = runs[-1]
         now = options.now or datetime.now(timezone.utc)
@@ -73,6 +76,9 @@ def build(options: FleetOptions) -> Report:
             base, note = baseline(runs, options.since, now)
         except SinceError as error:
             raise click.UsageError(str(error)) from None
+        if skipped:
+            empty = f"left out {', '.join(skipped)}: no host folders in it yet"
+            note = f"{note}; {empty}" if note else empty
         rows = _rows(latest.path)
         if base is not None:
             changes = compare(_rows(base.path), rows)
@@ -106,6 +112,13 @@ def _listed(folder: Path, function):
         return function(folder)
     except OSError as error:
         raise click.UsageError(f"cannot list {folder}: {error.strerror}") from None
+
+
+def _has_hosts(folder: Path) -> bool:
+    try:
+        return any(entry.is_dir() and not entry.name.startswith(".") for entry in folder.iterdir())
+    except OSError:
+        return False
 
 
 def _rows(folder: Path) -> list[HostRow]:

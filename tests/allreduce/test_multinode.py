@@ -33,6 +33,21 @@ def test_master_needs_host_and_port(bad):
     assert split_master("[fe80::1]:29500") == ("fe80::1", 29500)
 
 
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [(["--nnodes", "2"], "needs --master HOST:PORT"),
+     (["--nnodes", "2", "--node-rank", "2", "--master", "h:1"], "is not below --nnodes 2"),
+     (["--nnodes", "2", "--master", "h"], "give node 0's HOST:PORT")],
+)
+def test_usage_errors_name_the_fix(args, said, monkeypatch):
+    from tests.fakes.cli import invoke
+
+    for name in ("MASTER_ADDR", "MASTER_PORT", "NNODES", "NODE_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    ran = invoke(["allreduce", "--backend", "gloo", *args])
+    assert ran.code == ExitCode.USAGE and said in ran.stderr, ran.stderr
+
+
 def test_three_nodes_on_loopback_measure_the_group_and_every_pair():
     runs = run_nodes(None, 3, free_port(), *SMALL)
     for run in runs:

@@ -113,6 +113,15 @@ def test_a_benchmark_on_a_busy_machine_is_not_judged(tmp_path):
     assert report.data.rows[0].bench_busy and report.data.changes == []
 
 
+def test_a_run_folder_without_hosts_yet_is_left_out_and_named(tmp_path):
+    write_fleet(tmp_path / OLD, 2, seed=1)
+    write_fleet(tmp_path / NEW, 2, seed=1)
+    (tmp_path / "20261203T020000Z").mkdir()  # verify.yml just started, or died at once
+    history = build(FleetOptions(tmp_path)).data.history
+    assert (history.run, history.baseline) == (NEW, OLD)
+    assert history.note == "left out 20261203T020000Z: no host folders in it yet"
+
+
 def test_hosts_joining_and_leaving_the_inventory(tmp_path):
     write_fleet(tmp_path / OLD, 4, seed=1)
     write_fleet(tmp_path / NEW, 6, seed=1)
