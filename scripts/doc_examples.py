@@ -5,7 +5,7 @@
 
 An example in a Markdown file is a block between these markers:
 
-    <!-- example: ARGS [| scenario=NAME] [| columns=N] [| fleet] -->
+    <!-- example: ARGS [| scenario=NAME] [| columns=N] [| fleet] [| history] -->
     ```console
     $ dlcheck ARGS
     ...output...
@@ -15,8 +15,9 @@ An example in a Markdown file is a block between these markers:
 It is `dlcheck ARGS` run for real, piped (the plain view) unless `columns=N` asks for a terminal
 of N columns. `scenario=NAME` fakes NVML with a named scenario of tests/fakes/nvml.py (how the
 tests run GPU machines here; the docs say so next to each). `fleet` runs in a folder holding
-`reports/`, a small fleet made with tests/fakes/reports.py. Paths into this checkout are shown
-relative to it. --check compares with every digit masked, so timings and free memory may
+`reports/`, a small fleet made with tests/fakes/reports.py; `history` makes it two runs
+(reports/<run-id>/<host>/), torch uninstalled on gpu-02 between them. Paths into this checkout
+are shown relative to it. --check compares with every digit masked, so timings and free memory may
 differ from run to run, but not the words, the columns or the codes.
 """
 
@@ -50,6 +51,10 @@ def run_example(spec: str) -> str:
         if "fleet" in options:
             _make_fleet(Path(scratch) / "reports")
             cwd = Path(scratch)
+        if "history" in options:
+            _make_fleet(Path(scratch) / "reports" / "20261201T020000Z")
+            _make_fleet(Path(scratch) / "reports" / "20261202T020000Z", torch_removed="gpu-02")
+            cwd = Path(scratch)
         env["PYTHONPATH"] = str(REPO)
         if "columns" in options:
             sys.path.insert(0, str(REPO))
@@ -73,14 +78,17 @@ def _relative(text: str) -> str:
     return text.replace(str(REPO) + "/", "").replace(sys.executable, ".venv/bin/python")
 
 
-def _make_fleet(reports: Path) -> None:
+def _make_fleet(reports: Path, torch_removed: str = "") -> None:
     sys.path.insert(0, str(REPO))
     from tests.fakes.reports import bench_data, check_data, smoke_data, write_host
+    from tests.fakes.reports import framework as fw
 
     write_host(reports, "gpu-01", check=check_data(), smoke=smoke_data(),
                bench=bench_data({"keras": 1.9, "torch": 14.2, "torch-sparse": 6.1}))  # fmt: skip
-    write_host(reports, "gpu-02", check=check_data(warning=("pcie_link_degraded",)),
-               smoke=smoke_data())  # fmt: skip
+    frameworks = {"torch": fw(None, installed=False), "tensorflow": fw("2.21.0", "12.5", 1),
+                  "keras": fw("3.15.1", backend="tensorflow")} if torch_removed else None
+    write_host(reports, "gpu-02", smoke=smoke_data(),
+               check=check_data(warning=("pcie_link_degraded",), frameworks=frameworks))
     write_host(reports, "gpu-03", check=check_data("not_ready", failing=("torch_no_gpu",)),
                smoke=smoke_data(passed=8, failed=("test_torch_sees_every_gpu",)))  # fmt: skip
     write_host(reports, "gpu-04", status="unreachable", message="ssh: connect timed out")

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from dlcheck import prometheus
 from dlcheck.bench.impls import IMPLS
 from dlcheck.bench.protocol import VALIDATION
 from dlcheck.commands.common import (
@@ -22,6 +23,7 @@ from dlcheck.commands.common import (
     nvml_timeout_option,
 )
 from dlcheck.models import ExitCode, Report, Status, envelope_status
+from dlcheck.prometheus import prometheus_option
 
 HELP = """Time the IMDB review classifier of Deep Learning with Python (ch. 3/4)
 on the CPU and the GPU, in three implementations:
@@ -477,8 +479,10 @@ class _Choices(click.ParamType):
     "measured matmul throughput.",
 )
 @nvml_timeout_option
+@prometheus_option
 def bench(device, impls, epochs, batch_size, protocol, data_path, synthetic, seed, timeout,
-          limit, threads, plot_path, perf_path, nvml_timeout) -> Report:  # fmt: skip
+          limit, threads, plot_path, perf_path, nvml_timeout, prometheus_path
+          ) -> Report:  # fmt: skip
     if data_path and synthetic:
         raise click.UsageError("--data and --synthetic exclude each other: pick one data source")
     if plot_path and not plot_path.lower().endswith(".png"):
@@ -491,4 +495,5 @@ def bench(device, impls, epochs, batch_size, protocol, data_path, synthetic, see
     options = BenchOptions(device, impls, epochs, batch_size, protocol, data_path, synthetic,
                            seed, timeout, limit, threads, plot_path, perf_path)  # fmt: skip
     with RowProgress() as progress:
-        return build(options, progress)
+        report = build(options, progress)
+    return prometheus.export(report, prometheus_path)

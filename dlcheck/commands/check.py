@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from dlcheck import prometheus
 from dlcheck.commands.common import (
     FiniteFloat,
     apply_nvml_timeout,
@@ -17,6 +18,7 @@ from dlcheck.commands.common import (
 )
 from dlcheck.facts import Facts
 from dlcheck.models import CheckResult, ExitCode, Report, envelope_status
+from dlcheck.prometheus import prometheus_option
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,9 @@ def build(options: CheckOptions, on_probing=None) -> Report:
 @click.option("--no-frameworks", is_flag=True, help="Skip the torch/TensorFlow/Keras/JAX probes.")
 @show_ids_option
 @nvml_timeout_option
-def check(verbose, cpu_ok, strict, timeout, no_frameworks, show_ids, nvml_timeout):
+@prometheus_option
+def check(verbose, cpu_ok, strict, timeout, no_frameworks, show_ids, nvml_timeout,
+          prometheus_path):  # fmt: skip
     """Readiness report: system, driver, GPUs, frameworks, each check with a fix.
 
     \b
@@ -99,4 +103,5 @@ def check(verbose, cpu_ok, strict, timeout, no_frameworks, show_ids, nvml_timeou
         if not Output.for_stream(sys.stderr).plain:
             click.echo(f"Probing frameworks (up to {timeout:g} s)...", err=True)
 
-    return build(options, on_probing), {"verbose": verbose}
+    report = prometheus.export(build(options, on_probing), prometheus_path)
+    return report, {"verbose": verbose}

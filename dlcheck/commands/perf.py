@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from dlcheck import prometheus
 from dlcheck.commands.common import (
     FiniteFloat,
     apply_nvml_timeout,
@@ -15,6 +16,7 @@ from dlcheck.commands.common import (
 )
 from dlcheck.models import ExitCode, Report, Status
 from dlcheck.perf.records import PerfOptions
+from dlcheck.prometheus import prometheus_option
 
 HELP = """Is every GPU (and the CPU) as fast as its datasheet says, and if not, why?
 
@@ -131,8 +133,9 @@ class _Indices(click.ParamType):
 @click.option("--strict", is_flag=True, help="Warnings count as failures (exit 1).")
 @show_ids_option
 @nvml_timeout_option
+@prometheus_option
 def perf(cpu_only, gpu_only, devices, seconds, no_p2p, timeout, plot_path, strict, show_ids,
-         nvml_timeout) -> Report:  # fmt: skip
+         nvml_timeout, prometheus_path) -> Report:  # fmt: skip
     if cpu_only and gpu_only:
         raise click.UsageError("--cpu-only and --gpu-only exclude each other: pick one, or neither")
     if cpu_only and devices:
@@ -151,4 +154,5 @@ def perf(cpu_only, gpu_only, devices, seconds, no_p2p, timeout, plot_path, stric
         show_ids=show_ids,
     )
     with RowProgress(prefix="perf") as progress:
-        return build(options, progress, plot_path, strict)
+        report = build(options, progress, plot_path, strict)
+    return prometheus.export(report, prometheus_path)

@@ -1,4 +1,5 @@
-"""The human view of `dlcheck fleet`: one row per host, then its problems and warnings."""
+"""The human view of `dlcheck fleet`: one row per host, its problems and warnings, then what
+changed since the run compared with."""
 
 from __future__ import annotations
 
@@ -8,6 +9,15 @@ from dlcheck.render import Output
 from dlcheck.render.table import Column
 
 STATE_STYLE = {READY: "green", CPU_ONLY: "yellow"}
+CHANGE_STYLE = {"worse": "red", "better": "green"}
+CHANGE_COLUMNS = [
+    Column("host"),
+    Column("change"),
+    Column("what", fold=True),
+    Column("before", fold=True),
+    Column("after", fold=True),
+    Column("detail", priority=1, fold=True),
+]
 COLUMNS = [  # priority: the first to go when the terminal is narrow has the highest number
     Column("host"),
     Column("state"),
@@ -60,7 +70,9 @@ def render(report: Report, out: Output) -> None:
         for row in rows
     ]  # fmt: skip
     styles = [STATE_STYLE.get(row.state, "red") if out.color else None for row in rows]
-    out.table(COLUMNS, cells, title="dlcheck fleet", styles=styles)
+    history = report.data.history
+    title = f"dlcheck fleet: run {history.run}" if history.run else "dlcheck fleet"
+    out.table(COLUMNS, cells, title=title, styles=styles)
     for row in rows:
         for problem in row.problems:
             out.write(f"  {row.host}: {problem}\n")
@@ -68,3 +80,29 @@ def render(report: Report, out: Output) -> None:
             out.write(f"  {row.host}: WARN {warning}\n")
     parts = [f"{counts[k]} {k}" for k in counts if k != "hosts" and counts[k]]
     out.write(f"{counts['hosts']} hosts: {', '.join(parts) or 'none'}\n")
+    _changes(report.data, out)
+
+
+def _changes(data, out: Output) -> None:
+    history = data.history
+    if history.layout != "runs":
+        return
+    if history.note:
+        out.write(f"Changes: {history.note}\n")
+    if history.baseline is None:
+        return
+    since = f" (--since {history.since})" if history.since else ""
+    if not data.changes:
+        out.write(f"\nNo changes since {history.baseline}{since}.\n")
+        return
+    cells = [[c.host, c.kind, c.subject, c.before or "-", c.after or "-", c.detail]
+             for c in data.changes]  # fmt: skip
+    styles = [CHANGE_STYLE.get(c.effect) if out.color else None for c in data.changes]
+    out.write("\n")
+    out.table(CHANGE_COLUMNS, cells, title=f"Changes since {history.baseline}{since}",
+              styles=styles)  # fmt: skip
+    hosts = len({c.host for c in data.changes})
+    worse = sum(c.effect == "worse" for c in data.changes)
+    count = len(data.changes)
+    out.write(f"{count} change{'s' if count != 1 else ''} on {hosts} "
+              f"host{'s' if hosts != 1 else ''} ({worse} for the worse)\n")

@@ -10,11 +10,11 @@ import pytest
 
 from dlcheck.allreduce import (
     AllreduceResult,
-    _summarise,
     bus_factor,
     cuda_device_count,
     parse_size,
     run_allreduce,
+    summarise,
 )
 from dlcheck.models import ExitCode
 
@@ -51,7 +51,7 @@ def test_gloo_two_processes_reduce_every_value_correctly():
 
 def test_wrong_values_fail_the_check():
     result = AllreduceResult("gloo", 2, 4096, 3, 0)
-    _summarise(result, {"times": [0.001, 0.002, 0.003], "wrong": 7, "devices": ["cpu", "cpu"]})
+    summarise(result, {"times": [0.001, 0.002, 0.003], "wrong": 7, "devices": ["cpu", "cpu"]})
     assert result.status == "FAIL" and "7 reduced elements" in result.reason
     assert result.median_time_us == pytest.approx(2000)
 

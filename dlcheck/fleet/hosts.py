@@ -1,4 +1,4 @@
-"""Read a fleet's fetched reports (reports/<host>/...) into one row per host.
+"""Read one run's fetched reports (<run>/<host>/...) into one row per host.
 
 `playbooks/verify.yml` leaves, per inventory host, a folder with:
   status.json  written by the controller: {"host", "state": ok|failed|unreachable, ...}
@@ -33,10 +33,14 @@ STATE_STATUS = {READY: Status.PASS, CPU_ONLY: Status.INFO}  # every other state 
 REPORT_FILES = ("check.json", "bench.json", "perf.json", "smoke.json", "junit.xml")
 MAX_REPORT_BYTES = 16 * 1024 * 1024  # a check.json is ~20 kB, a book-protocol bench.json ~200 kB
 TEXT_LIMIT = 300  # characters of any one string from a report that reach a row
+BUSY_NOTE = "the machine was busy before the run"  # dlcheck bench's own words (commands/bench)
+FIX_LIMIT = 600  # a fix is a command to paste: longer, but still bounded
 
 
 @dataclass
 class HostRow:
+    """One host in one run: what the table shows, and the facts a later run is compared on."""
+
     host: str
     state: str  # one of STATES
     gpus: list[str] = field(default_factory=list)  # GPU names, one per device
@@ -50,6 +54,14 @@ class HostRow:
     warnings: list[str] = field(default_factory=list)  # "code: message" of each WARN check
     perf: str | None = None  # one line from perf.json: a slow GPU stands out (dlcheck.perf.fleet)
     perf_status: str | None = None
+    # The facts runs are compared on (dlcheck.fleet.changes) and the HTML report shows.
+    gpu_list: list[dict[str, Any]] = field(default_factory=list)  # index, name, id, memory_mib
+    versions: dict[str, str | None] | None = None  # framework -> version, None = not installed
+    checks: list[dict[str, Any]] = field(default_factory=list)  # code, status, message, fix
+    bench: list[dict[str, Any]] = field(default_factory=list)  # impl, device, epoch seconds
+    bench_busy: bool = False  # dlcheck bench said the machine was busy: its times are not judged
+    perf_tests: list[dict[str, Any]] = field(default_factory=list)  # device, test, measured
+    smoke_failed: list[str] = field(default_factory=list)  # node ids that failed or errored
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -57,18 +69,25 @@ class HostRow:
             "state": self.state,
             "gpu_count": len(self.gpus),
             "gpus": self.gpus,
+            "gpu_list": self.gpu_list,
             "driver": self.driver,
             "cuda": self.cuda,
             "frameworks": self.frameworks,
+            "versions": self.versions,
             "verdict": self.verdict,
             "speedup": self.speedup,
             "best_speedup": self.best_speedup,
+            "bench": self.bench,
+            "bench_busy": self.bench_busy,
             "smoke": self.smoke,
+            "smoke_failed": self.smoke_failed,
             "problems": self.problems,
             "warnings": self.warnings,
             "warning_codes": self.warning_codes,
+            "checks": self.checks,
             "perf": self.perf,
             "perf_status": self.perf_status,
+            "perf_tests": self.perf_tests,
         }
 
     @property
@@ -109,9 +128,14 @@ def read_report(path: Path, schema_name: str) -> dict[str, Any] | None:
         # never followed or waited on.
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         with os.fdopen(fd, "rb") as handle:
-            raw = handle.read(MAX_REPORT_BYTES + 1)
+            # Its own size (+1 to see growth), never the limit: a 16 MiB buffer per small file
+            # doubled the read time of a 1,000-host fleet.
+            size = os.fstat(handle.fileno()).st_size
+            raw = handle.read(min(size, MAX_REPORT_BYTES) + 1)
     except OSError as error:
         raise ReportError(f"{name}: cannot read it ({error.strerror})") from None
+    if len(raw) > MAX_REPORT_BYTES:
+        raise ReportError(f"{name}: over the {MAX_REPORT_BYTES} byte limit")
     try:
         body = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
     except UnicodeDecodeError:
@@ -173,10 +197,24 @@ def _read_check(row: HostRow, folder: Path) -> None:
     row.driver = _text(driver["version"]) if driver["version"] else None
     row.cuda = _text(driver["cuda_driver_version"]) if driver["cuda_driver_version"] else None
     row.gpus = [_text(g["name"] or "GPU") for g in data["gpus"]]
+    row.gpu_list = [
+        {"index": g["index"], "name": _text(g["name"] or "GPU"), "memory_mib": g["memory.total"],
+         # The masked UUID (dlcheck gpu's keyed hash) is stable per GPU: what "lost" is told by.
+         "id": _text(g["uuid"]) if g["uuid"] else f"index {g['index']}"}
+        for g in data["gpus"]
+    ]  # fmt: skip
+    row.versions = {}
     for name, record in sorted((data["frameworks"] or {}).items()):
         label = _framework_label(record)
+        installed = bool(record.get("installed"))
+        row.versions[_text(name)] = _text(record.get("version") or "?") if installed else None
         if label:
             row.frameworks[_text(name)] = label
+    row.checks = [
+        {"code": _text(c["code"]), "status": c["status"], "message": _text(c["message"]),
+         "fix": clean(c["fix"], FIX_LIMIT) if c["fix"] else None}
+        for c in data["checks"]
+    ]  # fmt: skip
     row.warnings = [f"{_text(c['code'])}: {_text(c['message'])}"
                     for c in data["checks"] if c["status"] == "WARN"]  # fmt: skip
     if row.verdict not in (READY, CPU_ONLY):
@@ -189,7 +227,22 @@ def _read_bench(row: HostRow, folder: Path) -> None:
     body = read_report(folder / "bench.json", "bench")
     if body is None:  # the benchmark is optional
         return
-    row.speedup = {_text(k): v for k, v in body["data"]["speedup"].items()}
+    data = body["data"]
+    row.speedup = {_text(k): v for k, v in data["speedup"].items()}
+    row.bench_busy = any(str(note).startswith(BUSY_NOTE) for note in data["notes"])
+    for result in data["results"]:
+        times = [t for t in result.get("epoch_times") or () if isinstance(t, (int, float))]
+        row.bench.append({
+            "impl": _text(result["impl"]),
+            "device": _text(result["device"]),
+            "median_epoch_s": result["median_epoch_s"],
+            # The spread of one run's epochs: what "beyond noise" is measured against.
+            "min_epoch_s": min(times) if times else result.get("min_epoch_s"),
+            "max_epoch_s": max(times) if times else result.get("max_epoch_s"),
+            "epochs": len(times),
+            "verdict": result["verdict"],
+            "error": clean(result["error"], TEXT_LIMIT) if result["error"] else None,
+        })  # fmt: skip
 
 
 def _read_perf(row: HostRow, folder: Path) -> None:
@@ -200,6 +253,7 @@ def _read_perf(row: HostRow, folder: Path) -> None:
 
     summary = fleet_summary(body)
     row.perf, row.perf_status = _text(summary["cell"]), summary["status"]
+    row.perf_tests = perf_tests(body["data"])
     if summary["status"] == "FAIL":
         row.problems.append(f"perf: {row.perf}")
 
@@ -212,6 +266,7 @@ def _read_smoke(row: HostRow, folder: Path) -> None:
     data = body["data"]
     row.smoke = {k: data["summary"][k] for k in ("passed", "failed", "skipped", "error")}
     broken = [t for t in data["tests"] if t["outcome"] in ("failed", "error")]
+    row.smoke_failed = sorted({_short_nodeid(_text(t["nodeid"])) for t in broken})
     if row.smoke["failed"] or row.smoke["error"]:
         names = ", ".join(_short_nodeid(_text(t["nodeid"])) for t in broken[:3])
         more = f" +{len(broken) - 3}" if len(broken) > 3 else ""
@@ -222,6 +277,22 @@ def _read_smoke(row: HostRow, folder: Path) -> None:
             f"smoke tests: {row.smoke['failed'] + row.smoke['error']} failed ({names}{more})"
             + (f"; first: {reason}" if reason else "")
         )
+
+
+def perf_tests(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every measured number of a perf report: device ("gpu0", "cpu", "p2p"), test, value, the
+    low/high of its timed repeats (its own noise), unit and status."""
+    found = []
+    groups = [(f"gpu{g['index']}", g["tests"]) for g in data["gpus"]]
+    groups += [("cpu", (data["cpu"] or {}).get("tests") or ()), ("p2p", data["p2p"])]
+    for device, tests in groups:
+        for test in tests:
+            if isinstance(test.get("measured"), (int, float)):
+                found.append({"device": device, "test": _text(test["name"]),
+                              "measured": test["measured"], "low": test.get("low"),
+                              "high": test.get("high"), "unit": _text(test["unit"]),
+                              "status": test["status"]})  # fmt: skip
+    return found
 
 
 def _short_nodeid(nodeid: str) -> str:
