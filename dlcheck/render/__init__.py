@@ -43,6 +43,18 @@ class Output:
     def write(self, text: str) -> None:
         self.stream.write(text)
 
+    def say(self, text: str, indent: str = "") -> None:
+        """A message line, wrapped between words at the terminal's width (continuations
+        indented two more); piped or redirected, one whole line."""
+        if self.plain or len(indent) + len(text) <= self.width:
+            self.write(f"{indent}{text}\n")
+            return
+        import textwrap
+
+        self.write(textwrap.fill(text, self.width, initial_indent=indent,
+                                 subsequent_indent=indent + "  ", break_long_words=False,
+                                 break_on_hyphens=False) + "\n")  # fmt: skip
+
     def print(self, *objects, **options) -> None:
         """rich objects, drawn into a buffer and written once: rich turns a closed stdout into
         a SystemExit(1) of its own, where one plain write lets cli.run treat it like any

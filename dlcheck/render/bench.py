@@ -64,12 +64,15 @@ def render(report: Report, out: Output) -> None:
     out.write("".join(f"  {IMPLS[i].label}\n" for i in present if i in IMPLS) + "\n")
     out.table(*_phases(data), title="phases (seconds)")
     lines = [
-        f"  {check.status.value} {row.impl} on {row.device} ({name}): {check.message}"
+        f"{check.status.value} {row.impl} on {row.device} ({name}): {check.message}"
         for row in data.rows for name, check in row.verdicts.items()
         if check.status.value != "PASS"
     ]  # fmt: skip
-    lines += [f"  note: {note}" for note in data.notes]
-    out.write("\n".join(lines) + "\n")
+    lines += [f"note: {note}" for note in data.notes]
+    for line in lines:
+        out.say(line, "  ")
+    if not lines:
+        out.write("\n")
 
 
 def _phases(data: BenchReport):

@@ -75,9 +75,9 @@ def render(report: Report, out: Output) -> None:
     out.table(COLUMNS, cells, title=title, styles=styles)
     for row in rows:
         for problem in row.problems:
-            out.write(f"  {row.host}: {problem}\n")
+            out.say(f"{row.host}: {problem}", "  ")
         for warning in row.warnings:
-            out.write(f"  {row.host}: WARN {warning}\n")
+            out.say(f"{row.host}: WARN {warning}", "  ")
     parts = [f"{counts[k]} {k}" for k in counts if k != "hosts" and counts[k]]
     out.write(f"{counts['hosts']} hosts: {', '.join(parts) or 'none'}\n")
     _changes(report.data, out)

@@ -23,10 +23,10 @@ SUMMARY = [  # priority: the first to go when the terminal is narrow has the hig
 PROCESSES = [
     Column("GPU", right=True),
     Column("PID", right=True),
-    Column("user", priority=2),
-    Column("type", priority=3),
-    Column("memory", priority=1, right=True),
-    Column("command", priority=1, fold=True),
+    Column("user", priority=3),
+    Column("type", priority=4),
+    Column("memory", priority=2, right=True),
+    Column("command", priority=1, fold=True),  # what the process is: the last to go
 ]
 HEALTH_STYLE = {"ok": None, "WARN": "yellow", "FAIL": "red"}
 
@@ -41,9 +41,15 @@ def render(report: Report, out: Output, full: bool = False, query=None,
             query = gpu_query.Query(query.fields, False, query.units)
         out.write(gpu_query.csv(data, query))
         return
-    out.write(title(data) + "\n")
-    if data.nvml.error:
-        out.write(nvml_problem(data) + "\n")
+    out.write(title(data, None if out.plain else out.width) + "\n")
+    if data.nvml.error == "not_responding":
+        from dlcheck.checks.driver import HUNG_DRIVER_FIX
+
+        out.say(f"FAIL nvml_not_responding: {data.nvml.detail}")
+        out.fixes([("FAIL nvml_not_responding", HUNG_DRIVER_FIX)])
+    elif data.nvml.error:
+        for line in nvml_problem(data):
+            out.say(line)
     elif not data.gpus:
         out.write("NVML reports no GPUs.\n")
     if full:
@@ -55,21 +61,19 @@ def render(report: Report, out: Output, full: bool = False, query=None,
                   + ", ".join(data.nvml.missing_functions) + "\n")  # fmt: skip
 
 
-def nvml_problem(data: GpuInventory) -> str:
-    """A hung driver gets its diagnosis and fix here: rerunning `dlcheck` would hang as long."""
+def nvml_problem(data: GpuInventory) -> list[str]:
     state = data.nvml
-    if state.error == "not_responding":
-        from dlcheck.checks.driver import HUNG_DRIVER_FIX
-
-        return f"FAIL nvml_not_responding: {state.detail}\nFix: {HUNG_DRIVER_FIX}"
-    return (f"NVML unavailable: {state.error} ({state.detail})\n"
-            "Run `dlcheck` for the diagnosis and the fix.")  # fmt: skip
+    return [f"NVML unavailable: {state.error} ({state.detail})",
+            "Run `dlcheck` for the diagnosis and the fix."]  # fmt: skip
 
 
-def title(data: GpuInventory) -> str:
+def title(data: GpuInventory, width: int | None = None) -> str:
+    """One line, or one part per line where the terminal is narrower than that line."""
     d = data.driver
-    return (f"Driver {na(d.version)}  CUDA (driver) {na(d.cuda_driver_version)}  "
-            f"NVML {na(d.nvml_version)}")  # fmt: skip
+    parts = [f"Driver {na(d.version)}", f"CUDA (driver) {na(d.cuda_driver_version)}",
+             f"NVML {na(d.nvml_version)}"]  # fmt: skip
+    line = "  ".join(parts)
+    return "\n".join(parts) if width is not None and len(line) > width else line
 
 
 def health(record: GpuRecord) -> tuple[str, list[str]]:

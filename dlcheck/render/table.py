@@ -43,9 +43,13 @@ def fit(columns: list[Column], rows: list[list[str]], width: int) -> list[int]:
     until they do. What still does not fit when only priority-0 columns are left is folded
     (the `fold` columns only) by the terminal table."""
     keep = list(range(len(columns)))
-    natural = _widths(columns, rows)
+    # A folding column needs only its longest word: it breaks between the others.
+    least = [
+        _longest_word(column, rows, i) if column.fold else natural
+        for i, (column, natural) in enumerate(zip(columns, _widths(columns, rows), strict=True))
+    ]
     for priority in sorted({c.priority for c in columns if c.priority > 0}, reverse=True):
-        if sum(natural[i] for i in keep) + GAP * (len(keep) - 1) <= width:
+        if sum(least[i] for i in keep) + GAP * (len(keep) - 1) <= width:
             break
         keep = [i for i in keep if columns[i].priority != priority]
     return keep
@@ -64,8 +68,7 @@ def terminal(columns: list[Column], rows: list[list[str]], width: int, title: st
     for i in keep:
         column = columns[i]
         # A folding column breaks between words, never inside one (its longest word fits).
-        words = [w for cells in rows for w in cells[i].split()] + column.header.split()
-        least = max((len(w) for w in words), default=1) if column.fold else None
+        least = _longest_word(column, rows, i) if column.fold else None
         table.add_column(column.header, justify="right" if column.right else "left",
                          no_wrap=not column.fold, overflow="fold" if column.fold else "ellipsis",
                          style=column.style, min_width=least)  # fmt: skip
@@ -73,6 +76,11 @@ def terminal(columns: list[Column], rows: list[list[str]], width: int, title: st
         style = styles[number] if styles else None
         table.add_row(*(Text(cells[i]) for i in keep), style=style)
     return table
+
+
+def _longest_word(column: Column, rows: list[list[str]], index: int) -> int:
+    words = [w for cells in rows for w in cells[index].split()] + column.header.split()
+    return max((len(w) for w in words), default=1)
 
 
 def _widths(columns: list[Column], rows: list[list[str]]) -> list[int]:

@@ -21,6 +21,7 @@ COMMANDS = {  # subcommand -> arguments that reach its build() quickly
     "bench": ["bench", "--device", "cpu", "--synthetic"],
     "fleet": ["fleet", "."],
     "allreduce": ["allreduce", "--backend", "gloo"],
+    "perf": ["perf", "--cpu-only"],
 }
 
 

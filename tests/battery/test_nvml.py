@@ -47,6 +47,15 @@ EXPECTED = {
     "hung_one_gpu": (1, 1, "one GPU's NVML calls never return: FAIL nvml_not_responding"),
     "hostile_strings": (0, 0, "names with markup and escape sequences: shown cleaned, ready"),
     "fabric_manager_down": (1, 0, "8 NVSwitch GPUs, fabric manager not started: FAIL"),
+    "busy": (0, 0, "a GPU in use by other processes: shown, still ready"),
+    "two_a100": (0, 0, "two healthy A100s: ready"),
+    "two_a100_pcie_degraded": (0, 0, "one A100's PCIe link below its maximum: WARN, ready"),
+    "sku_zoo": (1, 0, "one GPU per datasheet row: the Volta and Pascal ones are not in the cu130 wheel: FAIL"),
+    "unknown_sku": (0, 0, "a GPU dlcheck perf has no datasheet for: still ready"),
+    "loaded_healthy": (0, 0, "a healthy GPU under load (perf's telemetry): ready"),
+    "power_capped": (0, 0, "power limit below its default: perf's business, ready"),
+    "pcie_x8_loaded": (0, 0, "a x8 link under load: WARN, ready"),
+    "throttled_loaded": (0, 0, "throttling under load: WARN, ready"),
 }
 HUNG = [name for name in SCENARIOS if name.startswith("hung")]
 VIEWS = [["check", "--json"], ["check", "-v"], ["gpu", "--json"], ["gpu"]]

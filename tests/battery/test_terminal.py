@@ -111,7 +111,10 @@ def test_human_view_in_a_terminal(case, run_case):
     if not (view == "fleet" and case.columns < 100):
         assert MUST_SHOW.get(view, "") in " ".join(shown.split()), shown[-3000:]
     if view in FITS:
-        wide = [line for line in shown.splitlines() if len(line) > case.columns]
+        # Fixes are printed whole, one per line, after the tables (the terminal soft-wraps them,
+        # and a copy still gets the whole command): the width rule is for everything above.
+        lines = shown.split("Fixes (copy a line into a shell", 1)[0].splitlines()
+        wide = [line for line in lines if len(line) > case.columns]
         assert not wide, f"{len(wide)} lines wider than {case.columns}: {wide[:3]}"
 
 
@@ -120,6 +123,6 @@ def test_progress_line_fits_the_terminal(case, run_case):
     outcome = run_case(case)
     judge(outcome, case.code, case.schema)
     redraws = re.findall(r"\r\x1b\[2K([^\r\n]*)", SGR.sub("", outcome.stdout))
-    assert any(part.startswith("bench: [1/1]") for part in redraws), outcome.stdout[:1000]
+    assert any("[1/1]" in part for part in redraws), outcome.stdout[:1000]
     wide = [part for part in redraws if len(part) > case.columns]
     assert not wide, f"{len(wide)} progress drawings wider than {case.columns}: {wide[:3]}"
