@@ -72,15 +72,15 @@ def _install_knobs(environ) -> None:
 
         data.synthetic = small_synthetic
     if marks:
-        from dlcheck import fleet
+        from dlcheck.fleet import hosts
 
-        read_host = fleet.read_host
+        read_host = hosts.read_host
 
         def marked_read_host(folder):
             _mark(marks, "fleet_read")
             return read_host(folder)
 
-        fleet.read_host = marked_read_host
+        hosts.read_host = marked_read_host
 
 
 def _mark(folder: str | None, phase: str) -> None:
