@@ -296,14 +296,23 @@ def _exit_on_sigterm(signum, frame):
 
 
 def write_inventory(
-    hosts: list[Host], path: Path, group: str = "workstations", host_vars: dict | None = None
+    hosts: list[Host],
+    path: Path,
+    group: str = "workstations",
+    host_vars: dict | None = None,
+    per_host: dict[str, dict] | None = None,
 ) -> Path:
-    """Write a YAML inventory (JSON is valid YAML) naming each host by its name."""
+    """Write a YAML inventory (JSON is valid YAML) naming each host by its name. `host_vars`
+    go to every host, `per_host[name]` to that host only (and win)."""
     import json
 
+    per_host = per_host or {}
     inventory = {
         group: {
-            "hosts": {h.name: {**h.inventory_vars(), **(host_vars or {})} for h in hosts},
+            "hosts": {
+                h.name: {**h.inventory_vars(), **(host_vars or {}), **per_host.get(h.name, {})}
+                for h in hosts
+            },
         }
     }
     path.write_text(json.dumps({"all": {"children": inventory}}, indent=2))
