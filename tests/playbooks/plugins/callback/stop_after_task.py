@@ -21,7 +21,7 @@ DOCUMENTATION = """
 name: stop_after_task
 type: aggregate
 short_description: interrupt the run after a named task (tests only)
-description: Sends SIGINT to ansible-playbook once the task named in DLCHECK_TEST_STOP_AFTER is done.
+description: Sends SIGINT to ansible-playbook once the task in DLCHECK_TEST_STOP_AFTER is done.
 requirements: [enable in ANSIBLE_CALLBACKS_ENABLED]
 """
 
