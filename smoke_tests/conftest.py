@@ -8,13 +8,14 @@ Settings (options win over environment variables):
                                             credentials (read, sent to the server, never printed)
   --jupyter-kernel / SMOKE_JUPYTER_KERNEL  kernel name (default: the server's default kernel)
   --frameworks / SMOKE_FRAMEWORKS          frameworks the host must have (torch,tensorflow,keras)
-  --expect-gpu / SMOKE_EXPECT_GPU          yes|no|auto (auto: an NVIDIA PCI device is present)
+  --expect-gpu / SMOKE_EXPECT_GPU          yes|no|auto (auto: an NVIDIA GPU is on the PCI bus)
+  --dlcheck-report / SMOKE_DLCHECK_REPORT  a `dlcheck --json` report to judge (verify.yml passes the
+                                            one the dlcheck role just wrote); unset: run dlcheck
 Tests marked `gpu` skip, with the reason, on a host without an NVIDIA GPU.
 """
 
 from __future__ import annotations
 
-import glob
 import importlib
 import json
 import os
@@ -23,8 +24,6 @@ import time
 from pathlib import Path
 
 import pytest
-
-NVIDIA_PCI_VENDOR = "0x10de"
 
 
 def pytest_addoption(parser):
@@ -35,6 +34,7 @@ def pytest_addoption(parser):
     group.addoption(
         "--frameworks", default=os.environ.get("SMOKE_FRAMEWORKS", "torch,tensorflow,keras")
     )
+    group.addoption("--dlcheck-report", default=os.environ.get("SMOKE_DLCHECK_REPORT"))
     group.addoption(
         "--expect-gpu",
         choices=("yes", "no", "auto"),
@@ -43,15 +43,13 @@ def pytest_addoption(parser):
 
 
 def nvidia_pci_devices() -> list[str]:
-    """PCI addresses of NVIDIA devices. Hardware, not the driver: a broken driver must fail."""
-    found = []
-    for vendor in glob.glob("/sys/bus/pci/devices/*/vendor"):
-        try:
-            if Path(vendor).read_text().strip().lower() == NVIDIA_PCI_VENDOR:
-                found.append(Path(vendor).parent.name)
-        except OSError:
-            continue
-    return found
+    """PCI addresses of NVIDIA GPUs. Hardware, not the driver: a broken driver must fail.
+
+    dlcheck's one rule (vendor 0x10de, display class), the one the playbooks' GPU fact applies:
+    a card's audio or USB function is not a GPU."""
+    from dlcheck.system import pci_gpus
+
+    return [gpu["bus_id"] for gpu in pci_gpus()]
 
 
 def _has_gpu(config) -> bool:
@@ -69,7 +67,9 @@ def pytest_configure(config):
 def pytest_collection_modifyitems(config, items):
     if _has_gpu(config):
         return
-    skip = pytest.mark.skip(reason="no NVIDIA GPU on this host (no PCI device of vendor 0x10de)")
+    skip = pytest.mark.skip(
+        reason="no NVIDIA GPU on this host (no display-class PCI device, 0x10de)"
+    )
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)

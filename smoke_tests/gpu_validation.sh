@@ -10,7 +10,8 @@
 # Environment: PYTHON (default: .venv/bin/python, else python3), DLCHECK_BENCH_ARGS (extra
 # `dlcheck bench` flags), SMOKE_JUPYTER_URL + SMOKE_JUPYTER_PASSWORD(_FILE) to include the
 # Jupyter smoke tests, VALIDATION_BUDGET_S (default 450: the whole run, leaving a margin to 8 min).
-# Exit: 0 all steps passed, 1 a step failed or timed out, 3 no NVIDIA GPU found.
+# Exit (dlcheck.models.ExitCode's meanings, tested): 0 all steps passed, 1 a step failed or
+# timed out, 3 no NVIDIA GPU found.
 set -uo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -15,10 +15,13 @@ def run(kernel, code):
     return outcome
 
 
-def test_kernel_runs_code(kernel):
-    outcome = run(kernel, "import sys\nprint(sum(range(10)))\nsys.version_info[:2]")
-    assert outcome.stdout.strip() == "45"
-    assert outcome.results and outcome.results[0].startswith("(3,")
+def test_kernel_runs_code(kernel, record_property):
+    outcome = run(kernel, "import sys\nprint(sum(range(10)))\nprint(sys.executable)")
+    total, executable = outcome.stdout.split()
+    assert total == "45"
+    # Which kernel answered, for the reports (verify.yml asks for the registered one).
+    record_property("kernel", kernel.name)
+    record_property("kernel_python", executable)
 
 
 def test_kernel_errors_come_back(kernel):

@@ -26,7 +26,7 @@ import pytest
 
 from tests.hosts import nspawn
 from tests.playbooks.ansible_runner import ansible_env, tool
-from tests.playbooks.test_converge import WHEELHOUSE, ci_vars
+from tests.playbooks.test_converge import LOCAL_WHEELS, ci_vars
 
 from .conftest import CLOUD, moto_process, require_module
 
@@ -75,26 +75,6 @@ class DataDisk:
         self.image.unlink(missing_ok=True)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def readable_root(monkeypatch_module):
-    """Images cached by main's harness carry a 0700 "/" (mkdtemp's mode, recorded by tar), and
-    then dbus, running unprivileged, never starts. The playbooks branch fixes the harness itself;
-    until that is merged, give each host's root 0755 here (harmless once it is)."""
-    prepare = nspawn._prepare_root
-
-    def prepare_readable(tarball, root, *args, **kwargs):
-        prepare(tarball, root, *args, **kwargs)
-        root.chmod(0o755)
-
-    monkeypatch_module.setattr(nspawn, "_prepare_root", prepare_readable)
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    with pytest.MonkeyPatch.context() as mp:
-        yield mp
-
-
 @pytest.fixture(scope="module")
 def moto_alone():
     """A moto server of its own: the leftovers check below looks at everything in it."""
@@ -118,7 +98,8 @@ def e2e(tmp_path_factory, moto_alone):
         ANSIBLE_LOCAL_TEMP=str(work / "ansible-tmp"),
     )
     env.pop("AWS_PROFILE", None)
-    binds = {str(WHEELHOUSE): "/srv/wheelhouse"} if WHEELHOUSE.is_dir() else {}
+    # A Debian 12 host: the local cp311 CPU torch, where ci_vars looks for it.
+    binds = {str(LOCAL_WHEELS): "/srv/wheelhouse/cp311"} if LOCAL_WHEELS.is_dir() else {}
     disk = DataDisk(work)
     started = time.monotonic()
     try:
@@ -127,7 +108,7 @@ def e2e(tmp_path_factory, moto_alone):
             TIMINGS["boot_s"] = time.monotonic() - started
             disk.attach(host)
             extra = {
-                **ci_vars(host, work / "reports", password),
+                **ci_vars(work / "reports", password),
                 "dlcheck_run_bench": False,  # the bench is the bench part's to test
                 "jupyter_port": host.jupyter_port,
                 "cloud_stack_name": STACK,

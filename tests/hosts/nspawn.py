@@ -1,13 +1,14 @@
-"""Fresh Debian 12 systemd hosts for tests, booted with systemd-nspawn and reached over SSH.
+"""Fresh Debian 12/13 systemd hosts for tests, booted with systemd-nspawn and reached over SSH.
 
     with boot_hosts(2, binds_ro={"/opt/wheels": "/srv/wheelhouse"}) as hosts:
         hosts[0].ssh("systemctl is-system-running")
         inventory = write_inventory(hosts, path)
+    with boot_hosts(suites=["bookworm", "trixie"], tmpfs={"/tmp": "size=64M"}) as hosts: ...
 
-Each host is a copy of a cached debootstrap root file system (built when missing, kept outside
-the repository), runs systemd as PID 1, and shares the machine's network namespace: every host
-gets its own SSH port and its own Jupyter port, chosen free. Hosts are always stopped and
-deleted when the `with` block ends, on errors and Ctrl-C too.
+Each host is a copy of a cached debootstrap root file system (one per Debian suite, built when
+missing, kept outside the repository), runs systemd as PID 1, and shares the machine's network
+namespace: every host gets its own SSH port and its own Jupyter port, chosen free. Hosts are
+always stopped and deleted when the `with` block ends, on errors and Ctrl-C too.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 CACHE_DIR = Path(os.environ.get("DLCHECK_TEST_CACHE", "/var/cache/dlcheck-test"))
-SUITE = "bookworm"
+SUITE = "bookworm"  # the default; SUITES lists every suite the harness can build
+SUITES = ("bookworm", "trixie")
 MIRROR = os.environ.get("DLCHECK_TEST_MIRROR", "http://deb.debian.org/debian")
 # What a minimal cloud or server image has: systemd, Python for Ansible, SSH, sudo.
 INCLUDE = "systemd,systemd-sysv,dbus,python3,sudo,openssh-server,ca-certificates"
@@ -43,6 +45,7 @@ class HostError(RuntimeError):
 @dataclass
 class Host:
     name: str
+    suite: str
     root: Path
     ssh_port: int
     jupyter_port: int
@@ -102,9 +105,11 @@ def missing_tools() -> list[str]:
     return [tool for tool in TOOLS if shutil.which(tool) is None]
 
 
-def ensure_image(cache_dir: Path = CACHE_DIR) -> Path:
+def ensure_image(cache_dir: Path = CACHE_DIR, suite: str = SUITE) -> Path:
     """Return the cached root file system tarball, running debootstrap first when it is missing."""
-    tarball = cache_dir / f"{SUITE}.tar"
+    if suite not in SUITES:
+        raise HostError(f"unknown suite {suite!r}; the harness builds {', '.join(SUITES)}")
+    tarball = cache_dir / f"{suite}.tar"
     if tarball.exists():
         return tarball
     if missing := missing_tools():
@@ -119,10 +124,13 @@ def ensure_image(cache_dir: Path = CACHE_DIR) -> Path:
         if tarball.exists():
             return tarball
         build = Path(tempfile.mkdtemp(prefix="rootfs-", dir=cache_dir))
+        # mkdtemp makes 0700, and tar records it as the mode of "/": unprivileged users
+        # (messagebus, jupyter) could not reach anything and dbus never starts.
+        build.chmod(0o755)
         started = time.monotonic()
         try:
             subprocess.run(
-                ["debootstrap", "--variant=minbase", f"--include={INCLUDE}", SUITE, build, MIRROR],
+                ["debootstrap", "--variant=minbase", f"--include={INCLUDE}", suite, build, MIRROR],
                 check=True,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
@@ -133,7 +141,7 @@ def ensure_image(cache_dir: Path = CACHE_DIR) -> Path:
             print(f"nspawn: built {tarball} in {time.monotonic() - started:.0f} s", file=sys.stderr)
         except subprocess.CalledProcessError as error:
             detail = (error.stderr or b"").decode(errors="replace").strip().splitlines()[-3:]
-            raise HostError(f"building the {SUITE} image failed: {' '.join(detail)}") from error
+            raise HostError(f"building the {suite} image failed: {' '.join(detail)}") from error
         finally:
             shutil.rmtree(build, ignore_errors=True)
     return tarball
@@ -158,6 +166,7 @@ def free_port(start: int, taken: set[int]) -> int:
 def _prepare_root(tarball: Path, root: Path, ssh_port: int, public_key: str) -> None:
     root.mkdir(parents=True)
     subprocess.run(["tar", "--numeric-owner", "-C", root, "-xpf", tarball], check=True)
+    root.chmod(0o755)  # images cached before the fix above carry a 0700 "/"
     # The network namespace is shared with this machine: sshd must not take port 22.
     conf = root / "etc/ssh/sshd_config.d/dlcheck-test.conf"
     conf.write_text(f"Port {ssh_port}\nListenAddress 127.0.0.1\nPasswordAuthentication no\n")
@@ -205,15 +214,19 @@ def _stop(host: Host) -> None:
 def boot_hosts(
     count: int = 1,
     *,
+    suites: list[str] | None = None,
     prefix: str = "dlc",
     binds_ro: dict[str, str] | None = None,
+    tmpfs: dict[str, str] | None = None,
     ssh_port_start: int = 2222,
     jupyter_port_start: int = 18888,
     workdir: Path | None = None,
     boot_timeout: float = 120,
 ) -> Iterator[list[Host]]:
-    """Boot `count` fresh hosts; yield them; always stop and delete them afterwards."""
-    tarball = ensure_image()
+    """Boot `count` fresh hosts (or one per entry of `suites`); yield them; always stop and delete
+    them afterwards. `tmpfs` mounts a tmpfs per path, e.g. {"/tmp": "size=64M"}."""
+    suites = list(suites) if suites else [SUITE] * count
+    tarballs = {suite: ensure_image(suite=suite) for suite in dict.fromkeys(suites)}
     base = Path(tempfile.mkdtemp(prefix=f"{prefix}-hosts-", dir=workdir or "/var/tmp"))
     key = base / "id_ed25519"
     subprocess.run(
@@ -231,17 +244,18 @@ def boot_hosts(
     # the same port free: offset the scan by this process so concurrent runs do not collide.
     jupyter_start = jupyter_port_start + 10 * (os.getpid() % 100)
     try:
-        for index in range(count):
+        for index, suite in enumerate(suites):
             name = f"{prefix}{index}-{os.getpid()}"[:64]
             host = Host(
                 name=name,
+                suite=suite,
                 root=base / name,
                 ssh_port=free_port(ssh_port_start, taken),
                 jupyter_port=free_port(jupyter_start, taken),
                 key=key,
                 log=base / f"{name}.log",
             )
-            _prepare_root(tarball, host.root, host.ssh_port, public_key)
+            _prepare_root(tarballs[suite], host.root, host.ssh_port, public_key)
             _set_hostname(host.root, name)
             command = [
                 "systemd-nspawn",
@@ -253,6 +267,7 @@ def boot_hosts(
                 "-D",
                 str(host.root),
                 *(f"--bind-ro={src}:{dst}" for src, dst in (binds_ro or {}).items()),
+                *(f"--tmpfs={path}:{options}" for path, options in (tmpfs or {}).items()),
                 "--boot",
             ]
             with open(host.log, "wb") as log:
@@ -281,14 +296,23 @@ def _exit_on_sigterm(signum, frame):
 
 
 def write_inventory(
-    hosts: list[Host], path: Path, group: str = "workstations", host_vars: dict | None = None
+    hosts: list[Host],
+    path: Path,
+    group: str = "workstations",
+    host_vars: dict | None = None,
+    per_host: dict[str, dict] | None = None,
 ) -> Path:
-    """Write a YAML inventory (JSON is valid YAML) naming each host by its name."""
+    """Write a YAML inventory (JSON is valid YAML) naming each host by its name. `host_vars`
+    go to every host, `per_host[name]` to that host only (and win)."""
     import json
 
+    per_host = per_host or {}
     inventory = {
         group: {
-            "hosts": {h.name: {**h.inventory_vars(), **(host_vars or {})} for h in hosts},
+            "hosts": {
+                h.name: {**h.inventory_vars(), **(host_vars or {}), **per_host.get(h.name, {})}
+                for h in hosts
+            },
         }
     }
     path.write_text(json.dumps({"all": {"children": inventory}}, indent=2))

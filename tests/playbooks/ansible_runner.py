@@ -46,6 +46,7 @@ class PlayResult:
     returncode: int
     output: str
     recap: dict[str, dict[str, int]]
+    log: Path | None = None
 
     @property
     def text(self) -> str:
@@ -54,10 +55,14 @@ class PlayResult:
 
     def __repr__(self) -> str:
         # Failed assertions show the end of Ansible's output, where the failure is.
-        return f"ansible-playbook exited {self.returncode}:\n{self.output[-6000:]}"
+        where = f" (whole output: {self.log})" if self.log else ""
+        return f"ansible-playbook exited {self.returncode}{where}:\n{self.output[-6000:]}"
 
 
-def run_playbook(playbook: str, *args: str, timeout: float = 3600, **env: str) -> PlayResult:
+def run_playbook(
+    playbook: str, *args: str, timeout: float = 3600, log: Path | None = None, **env: str
+) -> PlayResult:
+    """ansible-playbook PLAYBOOK ARGS from the repository root; `log` keeps the whole output."""
     binary = tool("ansible-playbook")
     assert binary, "ansible-playbook not found: pip install -r requirements/test-playbooks.txt"
     process = subprocess.run(
@@ -69,8 +74,10 @@ def run_playbook(playbook: str, *args: str, timeout: float = 3600, **env: str) -
         timeout=timeout,
     )
     output = process.stdout + process.stderr
+    if log:
+        log.write_text(output)
     recap = {
         m["host"]: {k: int(v) for k, v in m.groupdict().items() if k != "host"}
         for m in RECAP.finditer(output)
     }
-    return PlayResult(process.returncode, output, recap)
+    return PlayResult(process.returncode, output, recap, log)

@@ -82,7 +82,10 @@ BAD_VARIABLES = [
     ({"nvidia_driver_version": "535.104.05-1"}, "must start with the branch"),
     ({"base_kernel_headers": "sometimes"}, "base_kernel_headers must be one of"),
     ({"dl_python_flavor": "rocm"}, "dl_python_flavor must be one of: auto, cuda, cpu"),
-    ({"dl_python_venv": "relative/venv"}, "dl_python_venv must be an absolute path"),
+    ({"dl_python_venv": "relative/venv"}, "dl_python_venv and dl_python_pip_tmpdir must be abs"),
+    ({"dl_python_pip_tmpdir": "tmp"}, "dl_python_venv and dl_python_pip_tmpdir must be abs"),
+    ({"nvidia_driver_existing": "keep"}, "nvidia_driver_existing must be one of: adopt, replace"),
+    ({"nvidia_driver_persistence": "on"}, "must be one of: auto, enabled, disabled"),
     ({"cuda_toolkit_version": "13"}, 'cuda_toolkit_version must look like "13.0"'),
     ({"jupyter_port": "http"}, "jupyter_port"),
     ({"jupyter_port": 70000}, "jupyter_port must be 1-65535"),
@@ -91,6 +94,7 @@ BAD_VARIABLES = [
     ({"jupyter_tls_cert": "/etc/ssl/certs/x.pem"}, "Set both jupyter_tls_cert and jupyter_tls_key"),
     ({"dlcheck_cpu_only": "maybe"}, "dlcheck_cpu_only"),
     ({"dlcheck_source_dir": "/nonexistent"}, "does not hold dlcheck"),
+    ({"dlcheck_check_timeout": "soon"}, "dlcheck_check_timeout"),
 ]
 GOOD = {"jupyter_password": "a-test-password"}
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from dlcheck.models import ExitCode
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "smoke_tests" / "gpu_validation.sh"
 STEPS = [
@@ -58,7 +60,7 @@ def test_script_is_shellcheck_clean():
 def test_without_a_gpu_it_says_so_and_records_every_step(tmp_path):
     no_driver = "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.\\n"
     proc, out, summary, _ = run_script(tmp_path, no_driver, 9)
-    assert proc.returncode == 3
+    assert proc.returncode == ExitCode.CPU_ONLY  # the script speaks dlcheck's exit codes
     assert "No NVIDIA GPU found" in proc.stderr
     assert (summary["schema"], summary["command"], summary["status"]) == (
         "dlcheck/1",
@@ -66,7 +68,7 @@ def test_without_a_gpu_it_says_so_and_records_every_step(tmp_path):
         "SKIP",
     )
     data = summary["data"]
-    assert data["gpu_present"] is False and data["exit_code"] == 3
+    assert data["gpu_present"] is False and data["exit_code"] == ExitCode.CPU_ONLY
     steps = {s["name"]: s for s in data["steps"]}
     assert list(steps) == STEPS
     for name in ("nvidia-smi-q-x", "dlcheck-bench", "pytest-gpu", "smoke-tests", "allreduce"):
@@ -84,7 +86,7 @@ def test_with_a_gpu_listed_every_step_runs_and_the_budget_holds(tmp_path):
     proc, out, summary, elapsed = run_script(
         tmp_path, "GPU 0: Fake GPU (UUID: GPU-0)\\n", 0, VALIDATION_BUDGET_S="25"
     )
-    assert proc.returncode == 1
+    assert proc.returncode == ExitCode.NOT_READY
     data = summary["data"]
     assert data["gpu_present"] is True and summary["status"] == "FAIL"
     steps = {s["name"]: s for s in data["steps"]}
