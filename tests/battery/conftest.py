@@ -16,7 +16,7 @@ from tests.battery import harness
 from tests.fakes.host import gpu_host
 
 WORKERS = max(2, os.cpu_count() or 2)  # real processes at once, beside the in-process cases
-_selected: list[harness.ProcessCase] = []
+_selected: dict[Path, list[harness.ProcessCase]] = {}  # test file -> its selected cases
 
 
 def _case_of(item):
@@ -31,12 +31,14 @@ def pytest_collection_modifyitems(items):
 
 def pytest_collection_finish(session):
     """The real-process cases of the tests that will run (after -k and the like)."""
-    cases = (_case_of(item) for item in session.items)
-    _selected.extend(c for c in cases if isinstance(c, harness.ProcessCase))
+    for item in session.items:
+        case = _case_of(item)
+        if isinstance(case, harness.ProcessCase):
+            _selected.setdefault(item.path, []).append(case)
 
 
 class CasePool:
-    def __init__(self, base, cases: list[harness.ProcessCase]):
+    def __init__(self, base, cases: dict[Path, list[harness.ProcessCase]]):
         self.base = base
         self.default_env = {
             "DLCHECK_TEST_ROOTS": str(_gpu_host_tree(base / "gpu-host")),
@@ -46,7 +48,12 @@ class CasePool:
         self.executor = ThreadPoolExecutor(WORKERS, thread_name_prefix="battery")
         self.sleepers = ThreadPoolExecutor(8, thread_name_prefix="battery-waits")
         self.futures: dict[str, Future] = {}
-        for case in sorted(cases, key=lambda c: -c.cost):
+        self.cases = cases
+
+    def start(self, path: Path) -> None:
+        """Start the selected cases of one test file, the costliest first: at its first test,
+        so a pytest-xdist worker runs only the cases of the files it was given."""
+        for case in sorted(self.cases.pop(path, []), key=lambda c: -c.cost):
             self.submit(case)
 
     def submit(self, case: harness.ProcessCase) -> Future:
@@ -83,21 +90,15 @@ def case_pool(tmp_path_factory):
         executor.shutdown(wait=True, cancel_futures=True)
 
 
+@pytest.fixture(autouse=True)
+def _start_cases_of_this_file(case_pool, request):
+    case_pool.start(request.node.path)
+
+
 @pytest.fixture
 def run_case(case_pool):
-    """run_case(ProcessCase) -> Outcome (started in the background at session start)."""
+    """run_case(ProcessCase) -> Outcome (started in the background with its file's first test)."""
     return case_pool.outcome
-
-
-def pytest_terminal_summary(terminalreporter):
-    counts = harness.COUNTS
-    if not counts["cases"]:
-        return
-    keys = ("cases", "tracebacks", "hangs", "orphans", "leftover_temp_files",
-            "schema_invalid_outputs", "wrong_exit_codes", "multi_line_errors",
-            "over_time")  # fmt: skip
-    terminalreporter.write_sep("-", "issue 10 battery")
-    terminalreporter.write_line("battery: " + ", ".join(f"{k} {counts[k]}" for k in keys))
 
 
 def _gpu_host_tree(path):

@@ -242,7 +242,9 @@ def boot_hosts(
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
     # Jupyter binds its port only after the converge, so two test runs at once would both see
     # the same port free: offset the scan by this process so concurrent runs do not collide.
+    # The same for sshd, which binds only once its host has booted (test workers boot at once).
     jupyter_start = jupyter_port_start + 10 * (os.getpid() % 100)
+    ssh_start = ssh_port_start + 10 * (os.getpid() % 100)
     try:
         for index, suite in enumerate(suites):
             name = f"{prefix}{index}-{os.getpid()}"[:64]
@@ -250,7 +252,7 @@ def boot_hosts(
                 name=name,
                 suite=suite,
                 root=base / name,
-                ssh_port=free_port(ssh_port_start, taken),
+                ssh_port=free_port(ssh_start, taken),
                 jupyter_port=free_port(jupyter_start, taken),
                 key=key,
                 log=base / f"{name}.log",
