@@ -409,9 +409,9 @@ VERIFY_VARS = {
 
 @pytest.fixture(scope="module")
 def fleet(site):
+    """Two verify.yml runs: the fleet as converged, then with torch removed from the second
+    host (as a botched upgrade would leave it); `dlcheck fleet` reads the history."""
     healthy, broken = site["hosts"]["debian12"], site["hosts"]["debian12d"]
-    # A framework removed from the second host, as a botched upgrade would leave it.
-    broken.ssh("/opt/dl/venv/bin/python -m pip uninstall -y -q torch")
     # The converge inventory's two Debian 12 hosts, plus a host nobody listens for.
     inventory = json.loads(site["inventory"].read_text())
     group = inventory["all"]["children"]["workstations"]["hosts"]
@@ -420,22 +420,23 @@ def fleet(site):
     path = site["work"] / "verify-inventory.yml"
     path.write_text(json.dumps(inventory))
     path.chmod(0o600)
-    reports = site["work"] / "verify-reports"
+    history = site["work"] / "verify-reports"
+    args = ("-i", str(path), "--forks", "4", "-e", f"verify_reports_dir={history}")
+    before = run_playbook("verify.yml", *args, "-e", json.dumps(VERIFY_VARS), timeout=1800)
+    assert before.returncode == 0, before
+    time.sleep(1.1)  # run ids are seconds
+    broken.ssh("/opt/dl/venv/bin/python -m pip uninstall -y -q torch")
     started = time.monotonic()
-    result = run_playbook(
-        "verify.yml",
-        *("-i", str(path), "--forks", "4", "-e", f"verify_reports_dir={reports}"),
-        *("-e", json.dumps(VERIFY_VARS)),
-        timeout=1800,
-    )
+    result = run_playbook("verify.yml", *args, "-e", json.dumps(VERIFY_VARS), timeout=1800)
     TIMINGS["verify_s"] = time.monotonic() - started
-    table = _dlcheck_fleet(reports)
-    as_json = _dlcheck_fleet(reports, "--json")
+    table = _dlcheck_fleet(history)
+    as_json = _dlcheck_fleet(history, "--json")
     print(f"\n{table.stdout}")  # the fleet table, for the CI log (pytest -s)
     hosts = {h["host"]: h for h in json.loads(as_json.stdout)["data"]["hosts"]}
     return {
         "result": result,
-        "reports": reports,
+        "history": history,
+        "reports": (history / "latest").resolve(),
         "table": table,
         "json": as_json,
         "hosts": hosts,
@@ -475,7 +476,7 @@ def test_verify_runs_every_host_and_records_each(fleet):
 def test_verify_never_leaks_the_jupyter_password(fleet, site):
     output = fleet["result"].output
     assert site["password"] not in output
-    for path in fleet["reports"].rglob("*"):
+    for path in fleet["history"].rglob("*"):
         if path.is_file():
             assert site["password"] not in path.read_text()
     for key in ("debian12", "debian12d"):  # the private password file is removed after the run
@@ -510,6 +511,19 @@ def test_fleet_broken_host_names_the_missing_framework(fleet):
     # The failing torch test is named; the first failure may be dlcheck's verdict (this host's
     # forced driver cannot load in a container), so the cause is not asserted on it.
     assert "test_torch.py::" in smoke, smoke
+
+
+def test_fleet_names_what_changed_since_the_run_before(fleet):
+    data = json.loads(fleet["json"].stdout)["data"]
+    runs = sorted(p.name for p in fleet["history"].iterdir() if p.name != "latest")
+    assert len(runs) == 2 and data["history"]["run"] == runs[1], data["history"]
+    assert data["history"]["baseline"] == runs[0], data["history"]
+    changes = {(c["host"], c["kind"], c["subject"]): c for c in data["changes"]}
+    torch = changes[(fleet["broken"], "framework", "torch")]
+    assert torch["effect"] == "worse" and torch["after"] in (None, "not installed"), torch
+    assert not [c for c in data["changes"] if c["host"] == fleet["healthy"]
+                and c["effect"] == "worse"], data["changes"]  # fmt: skip
+    assert "Changes since " + runs[0] in fleet["table"].stdout
 
 
 def test_fleet_table_shows_all_three_hosts_and_fails(fleet):
