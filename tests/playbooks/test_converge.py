@@ -86,6 +86,13 @@ DRIVER_FORCED = {
 }
 
 
+METRICS = {  # the dlcheck role's Prometheus timer, on the healthy host
+    "dlcheck_prometheus": True,
+    "dlcheck_prometheus_file": "/var/lib/prometheus/node-exporter/dlcheck.prom",
+    "dlcheck_prometheus_args": ["--no-frameworks"],  # the converge checked them; keep it quick
+}
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     work = tmp_path_factory.mktemp("converge")
@@ -110,7 +117,7 @@ def site(tmp_path_factory):
             booted,
             work / "inventory.yml",
             host_vars=ci_vars(reports, password),
-            per_host={hosts["debian12d"].name: DRIVER_FORCED},
+            per_host={hosts["debian12d"].name: DRIVER_FORCED, hosts["debian12"].name: METRICS},
         )
         inventory.chmod(0o600)
         yield {
@@ -340,6 +347,25 @@ def test_the_gpu_fact_is_installed(site):
     for host in site["hosts"].values():
         fact = json.loads(host.ssh("/etc/ansible/facts.d/gpus.fact").stdout)
         assert fact["schema"] == 1 and fact["count"] == 0 and fact["gpus"] == []
+
+
+def test_the_metrics_timer_refreshes_a_file_prometheus_can_parse(site):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    host = site["hosts"]["debian12"]
+    assert host.ssh("systemctl is-enabled dlcheck-metrics.timer").stdout.strip() == "enabled"
+    assert host.ssh("systemctl is-active dlcheck-metrics.timer").stdout.strip() == "active"
+    host.ssh("systemctl start dlcheck-metrics.service")  # a oneshot: returns when it is done
+    path = METRICS["dlcheck_prometheus_file"]
+    text = host.ssh(f"cat {path}").stdout
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    assert samples[("dlcheck_verdict", (("verdict", "cpu_only"),))] == 1, text[:2000]
+    assert samples[("dlcheck_check_exit_code", ())] == 3
+    assert host.ssh(f"ls -A {Path(path).parent}").stdout.split() == ["dlcheck.prom"]
 
 
 def test_forced_driver_is_installed_held_and_persistenced_enabled(site):
