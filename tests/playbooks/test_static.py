@@ -15,7 +15,7 @@ import yaml
 
 from tests.playbooks.ansible_runner import PLAYBOOKS, REPO, ansible_env, run_playbook, tool
 
-ROLES = ["base", "nvidia_driver", "cuda_toolkit", "dl_python", "jupyter", "dlcheck"]
+ROLES = ["base", "nvidia_driver", "cuda_toolkit", "dl_python", "jupyter", "dlcheck", "idle_stop"]
 PLAYS = sorted(p.name for p in PLAYBOOKS.glob("*.yml"))
 needs_ansible = pytest.mark.skipif(
     tool("ansible-playbook") is None, reason="pip install -r requirements/test-playbooks.txt"
