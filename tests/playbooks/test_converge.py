@@ -752,3 +752,78 @@ def test_preflight_refuses_a_disk_too_small_for_the_frameworks(site):
         "need about 7.0 GB for /tmp/dl/venv" in result.text and "Nothing was changed" in result.text
     )
     assert host.ssh("test -e /tmp/dl", check=False).returncode != 0
+
+
+# --- playbooks/allreduce.yml across the three converged hosts (gloo: they have no GPU) -------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def allreduce(site, reports: Path, port: int, *extra: str):
+    started = time.monotonic()
+    result = run_playbook(
+        "allreduce.yml",
+        *("-i", str(site["inventory"]), "--forks", "4"),
+        *("-e", f"allreduce_master_port={port}", "-e", f"dlcheck_reports_dir={reports}"),
+        *("-e", "allreduce_size=1M", "-e", "allreduce_rendezvous_timeout=15", *extra),
+        timeout=600,
+    )
+    return result, time.monotonic() - started
+
+
+def test_allreduce_across_the_hosts_passes_with_every_pair_measured(site):
+    reports = site["work"] / "allreduce-clean"
+    result, seconds = allreduce(site, reports, _free_port())
+    TIMINGS["allreduce_s"] = seconds
+    assert result.returncode == 0, result
+    names = [host.name for host in site["hosts"].values()]
+    for name in names:
+        data = json.loads((reports / "allreduce" / f"{name}.json").read_text())["data"]
+        assert data["status"] == "PASS" and data["wrong_elements"] == 0, data
+        assert data["nnodes"] == 3 and data["busbw_gbps"] > 0, data
+        assert len(data["pairs"]) == 3, data["pairs"]  # every pair of the three nodes
+    assert "PASS gloo across 3 nodes, bus bandwidth" in result.text
+
+
+@pytest.fixture
+def blocked_port():
+    """Packets to 127.0.0.3:PORT dropped (nftables, this machine's network namespace, which the
+    hosts share): the host told to reach the first host there is a host behind a firewall."""
+    if shutil.which("nft") is None:
+        pytest.skip("needs nftables (requirements/apt-fleet.txt)")
+    port, table = _free_port(), f"dlcheck_test_{os.getpid()}"
+    rule = f"ip daddr 127.0.0.3 tcp dport {port} drop"
+    script = (f"add table inet {table}\n"
+              f"add chain inet {table} out {{ type filter hook output priority 0; }}\n"
+              f"add rule inet {table} out {rule}\n")  # fmt: skip
+    subprocess.run(["nft", "-f", "-"], input=script, text=True, check=True)
+    try:
+        yield port
+    finally:
+        subprocess.run(["nft", "delete", "table", "inet", table], check=False)
+
+
+def test_allreduce_names_the_host_whose_port_is_blocked_within_bounded_time(site, blocked_port):
+    reports = site["work"] / "allreduce-blocked"
+    blocked = site["hosts"]["debian13"].name
+    address = json.dumps(
+        {
+            "allreduce_master_addr": f"{{{{ '127.0.0.3' if inventory_hostname == '{blocked}' "
+            "else '127.0.0.1' }}"
+        }  # fmt: skip
+    )
+    result, seconds = allreduce(site, reports, blocked_port, "-e", address)
+    assert result.returncode != 0, result
+    assert seconds < 120, f"{seconds:.0f} s: the rendezvous is bounded at 15 s"
+    first = site["hosts"]["debian12"].name
+    node0 = json.loads((reports / "allreduce" / f"{first}.json").read_text())["data"]
+    assert node0["status"] == "FAIL" and blocked in node0["reason"], node0
+    assert "did not reach the rendezvous" in node0["reason"], node0
+    own = json.loads((reports / "allreduce" / f"{blocked}.json").read_text())["data"]
+    assert own["status"] == "FAIL" and blocked in own["reason"], own
+    assert "time out" in own["reason"] and "nc -vz" in own["fix"], own
+    assert f"{blocked}: FAIL" in result.text

@@ -68,7 +68,7 @@ def test_every_role_has_defaults_specs_handlers_and_a_readme_section(role):
 
 def test_plays_start_with_the_preflight_play():
     for name in PLAYS:
-        if name in ("preflight.yml", "verify.yml"):
+        if name in ("preflight.yml", "verify.yml", "allreduce.yml"):  # they provision nothing
             continue
         first = yaml.safe_load((PLAYBOOKS / name).read_text())[0]
         assert first.get("ansible.builtin.import_playbook") == "preflight.yml", name
