@@ -62,7 +62,7 @@ def run_fact(base: Path) -> dict:
 def test_fact_and_dlcheck_name_the_same_gpus(tmp_path, scenario):
     roots = fake_host(tmp_path, SCENARIOS[scenario])
     fact = run_fact(tmp_path)
-    from_dlcheck = sorted(gpu["bus_id"] for gpu in pci_gpus(roots))
+    from_dlcheck = sorted(gpu.bus_id for gpu in pci_gpus(roots))
     assert sorted(gpu["bus_id"] for gpu in fact["gpus"]) == from_dlcheck
     assert fact["count"] == len(from_dlcheck)
 
