@@ -539,17 +539,29 @@ def test_fleet_broken_host_names_the_missing_framework(fleet):
     assert "test_torch.py::" in smoke, smoke
 
 
-def test_fleet_names_what_changed_since_the_run_before(fleet):
-    data = json.loads(fleet["json"].stdout)["data"]
+def test_fleet_since_names_the_removed_framework_on_that_host_only(fleet, tmp_path):
     runs = sorted(p.name for p in fleet["history"].iterdir() if p.name != "latest")
-    assert len(runs) == 2 and data["history"]["run"] == runs[1], data["history"]
-    assert data["history"]["baseline"] == runs[0], data["history"]
-    changes = {(c["host"], c["kind"], c["subject"]): c for c in data["changes"]}
-    torch = changes[(fleet["broken"], "framework", "torch")]
-    assert torch["effect"] == "worse" and torch["after"] in (None, "not installed"), torch
-    assert not [c for c in data["changes"] if c["host"] == fleet["healthy"]
-                and c["effect"] == "worse"], data["changes"]  # fmt: skip
-    assert "Changes since " + runs[0] in fleet["table"].stdout
+    assert len(runs) == 2, runs
+    page = tmp_path / "fleet.html"
+    since = ("--since", runs[0])
+    table = _dlcheck_fleet(fleet["history"], *since)
+    as_json = _dlcheck_fleet(fleet["history"], "--json", *since, "--html", str(page))
+    data = json.loads(as_json.stdout)["data"]
+    assert (data["history"]["run"], data["history"]["baseline"]) == (runs[1], runs[0])
+    # torch's removal, and what follows from it on that host (its checks and smoke tests),
+    # on no other host
+    assert fleet["broken"] in {c["host"] for c in data["changes"]}, data["changes"]
+    others = [c for c in data["changes"] if c["host"] != fleet["broken"]]
+    assert not [c for c in others if c["effect"] == "worse" or c["kind"] in
+                ("framework", "state", "gpu", "driver", "cuda")], others  # fmt: skip
+    changes = {(c["kind"], c["subject"]): c for c in data["changes"]}
+    torch = changes[("framework", "torch")]
+    assert torch["effect"] == "worse" and torch["before"] and torch["after"] != torch["before"]
+    listed = table.stdout.split(f"Changes since {runs[0]}", 1)[1].splitlines()
+    rows = [line for line in listed if line.split()[:3] == [fleet["broken"], "framework", "torch"]]
+    assert len(rows) == 1, table.stdout
+    html = page.read_text()
+    assert fleet["broken"] in html and "torch" in html and runs[0] in html
 
 
 def test_fleet_table_shows_all_three_hosts_and_fails(fleet):
