@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -26,6 +24,7 @@ from typing import Any
 
 import click
 
+from dlcheck.files import write_atomically
 from dlcheck.models import ExitCode, Report
 
 STATUS_VALUE = {"PASS": 0, "INFO": 0, "SKIP": 0, "WARN": 1, "FAIL": 2}
@@ -210,24 +209,6 @@ FAMILIES: dict[str, Callable[[dict[str, Any], float], list[Family]]] = {
 def metrics_text(envelope: dict[str, Any], now: float | None = None) -> str:
     """The textfile for one command's envelope (`dlcheck <command> --json`)."""
     return render(FAMILIES[envelope["command"]](envelope, time.time() if now is None else now))
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """A hidden temp file in the same folder (the collector reads *.prom only), fsynced, then
-    renamed over `path`: readers see the old file or the new one, never a part."""
-    folder = path.parent if str(path.parent) else Path(".")
-    handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=folder, delete=False,
-                                         prefix=f".{path.name}.", suffix=".tmp")  # fmt: skip
-    try:
-        with handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(handle.name, 0o644)
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
 
 
 def export(report: Report, path: Path | None) -> Report:

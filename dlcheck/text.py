@@ -3,8 +3,8 @@
 A GPU process can be named anything, and a report file can hold anything: ESC sequences would
 clear the screen or retitle the window, other control characters garble the table, bidi
 overrides make text read differently from what it is, and a lone surrogate (a non-UTF-8 file
-name, a `\\ud800` escape in JSON) cannot be written to a UTF-8 terminal at all. clean() keeps printable
-text only; rich markup is escaped where rich renders (render.console).
+name, a `\\ud800` escape in JSON) cannot be written to a UTF-8 terminal at all. clean()
+keeps printable text only; rich markup is escaped where rich renders (render.console).
 """
 
 from __future__ import annotations

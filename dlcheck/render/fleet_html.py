@@ -13,14 +13,13 @@ import base64
 import hashlib
 import json
 import math
-import os
-import tempfile
 from collections import defaultdict
 from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
 from statistics import median
 
+from dlcheck.files import write_atomically
 from dlcheck.fleet import STATES
 from dlcheck.models import Report
 
@@ -109,18 +108,7 @@ def write_html(report: Report, path: Path) -> None:
     page = render_html(report)
     folder = path.parent if str(path.parent) else Path(".")
     folder.mkdir(parents=True, exist_ok=True)  # --html site/fleet/index.html: like mkdir -p
-    handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=folder, delete=False,
-                                         prefix=f".{path.name}.", suffix=".tmp")  # fmt: skip
-    try:
-        with handle:
-            handle.write(page)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(handle.name, 0o644)
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
+    write_atomically(path, page)
 
 
 def render_html(report: Report) -> str:
