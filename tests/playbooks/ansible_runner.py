@@ -72,6 +72,7 @@ def run_playbook(
         capture_output=True,
         text=True,
         timeout=timeout,
+        start_new_session=True,  # its own process group: a test's Ctrl-C reaches it alone
     )
     output = process.stdout + process.stderr
     if log:

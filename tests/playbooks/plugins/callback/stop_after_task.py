@@ -5,15 +5,23 @@
     DLCHECK_TEST_STOP_AFTER="jupyter : Write the password hash (argon2, made on the controller)"
 
 When that task has finished on a host (ok or changed), the callback writes the task's name to
-DLCHECK_TEST_STOP_MARKER (if set) and sends SIGINT to ansible-playbook itself. Callbacks run in
-the main process before the strategy queues the next task, so the run stops exactly there:
-"User interrupted execution", the handlers never run, later tasks never start.
+DLCHECK_TEST_STOP_MARKER (if set) and sends SIGINT to ansible-playbook, as Ctrl-C does
+(tests start it in a session of its own). Callbacks run in the main
+process before the strategy queues the next task, so the run stops exactly there: "User
+interrupted execution", the handlers never run, later tasks never start.
+
+ansible-core 2.19 sometimes deadlocks on that SIGINT (the main thread waits on a futex for
+ever, its worker a zombie; seen once in a CI run). A user would press Ctrl-C again or close the
+terminal; here a watchdog kills the group after GRACE_S, so the run still ends where it was
+interrupted (exit -9 instead of 99) and the test goes on.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import threading
+import time
 
 from ansible.plugins.callback import CallbackBase
 
@@ -40,4 +48,21 @@ class CallbackModule(CallbackBase):
         if marker:
             with open(marker, "w", encoding="utf-8") as handle:
                 handle.write(target + "\n")
+        group = os.getpgrp()
+        leader = group == os.getpid()  # never signal a parent's group (pytest's)
+        threading.Thread(target=_kill_after_grace, args=(group if leader else None,),
+                         daemon=True).start()  # fmt: skip
+        # Only this process: signalling its group too (workers, as a terminal would) hung
+        # ansible-core in 2 of 8 runs here, this in 0 of 28 (but once in a busy CI run).
         os.kill(os.getpid(), signal.SIGINT)
+
+
+GRACE_S = float(os.environ.get("DLCHECK_TEST_STOP_GRACE", "30"))
+
+
+def _kill_after_grace(group):
+    time.sleep(GRACE_S)
+    if group is not None:
+        os.killpg(group, signal.SIGKILL)
+    else:
+        os.kill(os.getpid(), signal.SIGKILL)
