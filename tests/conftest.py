@@ -26,7 +26,7 @@ def pytest_collection_modifyitems(config, items):
 # --- the end-of-run summary: issue 10's battery counts and the slow modules' step timings,
 # also from pytest-xdist workers (each hands its own to the controller, which sums them) ------
 
-TIMED_MODULES = ("tests.playbooks.test_converge", "tests.cloud.test_aws_launch")
+TIMED_MODULES = ("test_converge", "test_aws_launch")
 _from_workers: list[dict] = []
 
 
@@ -36,10 +36,13 @@ def _this_process() -> dict:
     from tests.battery import harness
 
     timings = {}
-    for name in TIMED_MODULES:
-        steps = getattr(sys.modules.get(name), "TIMINGS", None)
-        if steps:
-            timings[name.rsplit(".", 1)[1]] = {k: round(v, 1) for k, v in steps.items()}
+    for name, module in list(sys.modules.items()):
+        # pytest imports test files as "playbooks.test_converge" (tests/ has no __init__.py),
+        # other tests import them as "tests.playbooks.test_converge": the name's end is enough
+        short = name.rsplit(".", 1)[-1]
+        steps = getattr(module, "TIMINGS", None)
+        if short in TIMED_MODULES and steps:
+            timings[short] = {k: round(v, 1) for k, v in steps.items()}
     return {"battery_counts": dict(harness.COUNTS), "timings": timings}
 
 
