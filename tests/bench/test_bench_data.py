@@ -70,7 +70,8 @@ def test_same_result_as_keras_load_data(tmp_path, monkeypatch, options):
     def get_file_without_hash(fname, origin, file_hash):
         # Keras resolves the cache path itself; only the hash of Keras's real file is skipped.
         asked.append((origin, file_hash))
-        return file_utils.get_file(fname=fname, origin=origin)
+        # cache_dir: Keras reads KERAS_HOME once, at import, and another test may import it first
+        return file_utils.get_file(fname=fname, origin=origin, cache_dir=str(keras_home))
 
     monkeypatch.setattr(imdb, "get_file", get_file_without_hash)
     (kx_train, ky_train), (kx_test, ky_test) = imdb.load_data(**options)

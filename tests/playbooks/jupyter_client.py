@@ -52,8 +52,10 @@ def main() -> int:
     content = {"code": code, "silent": False, "store_history": False, "allow_stdin": False}
     message = {"header": header, "parent_header": {}, "metadata": {}, "content": content}
     ws.send(json.dumps({**message, "channel": "shell"}))
-    output, status = [], None
-    while status is None:
+    # The reply comes on the shell channel, the output on iopub, with no order between the
+    # two: read until both the reply and iopub's "idle" (sent after the last output) are in.
+    output, status, idle = [], None, False
+    while status is None or not idle:
         reply = json.loads(ws.recv())
         if reply.get("parent_header", {}).get("msg_id") != msg_id:
             continue
@@ -64,6 +66,8 @@ def main() -> int:
             output.append("\n".join(reply["content"]["traceback"]))
         elif kind == "execute_reply":
             status = reply["content"]["status"]
+        elif kind == "status" and reply["content"].get("execution_state") == "idle":
+            idle = True
     ws.close()
     delete = urllib.request.Request(
         base + f"/api/kernels/{kernel['id']}", headers=headers, method="DELETE"
