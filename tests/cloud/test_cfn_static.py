@@ -9,36 +9,15 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from .conftest import CLOUD, tool
+from .conftest import CLOUD, load_script, tool
 
 TEMPLATE = CLOUD / "aws" / "template.yaml"
 POLICIES = CLOUD / "aws" / "policies"
 
 
-class CfnLoader(yaml.SafeLoader):
-    """YAML loader that turns CloudFormation short tags (!Ref, !Sub...) into their long form."""
-
-
-def _tag(loader, suffix, node):
-    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    if suffix == "GetAtt" and isinstance(value, str):
-        value = value.split(".", 1)
-    return {name: value}
-
-
-CfnLoader.add_multi_constructor("!", _tag)
-
-
-def load(text: str) -> dict:
-    return yaml.load(text, Loader=CfnLoader)  # noqa: S506 (SafeLoader subclass)
+# The template loader the update guard uses (short tags such as !Ref into their long form).
+load = load_script("aws/changeset.py").load_template
 
 
 @pytest.fixture(scope="module")
