@@ -7,26 +7,20 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import sys
 
 import pytest
 
+from dlcheck.allreduce import free_port
 from tests.fleet.test_verify_lint import PLAYBOOK, REPO, tool
 
 RUN_ID = re.compile(r"^\d{8}T\d{6}Z$")
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:  # bound, never listening: connections are refused
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def inventory(tmp_path):
-    port = _closed_port()
+    port = free_port()  # bound, then released: nobody listens there
     hosts = {name: {"ansible_host": "127.0.0.1", "ansible_port": port, "ansible_user": "root"}
              for name in ("node-a", "node-b")}  # fmt: skip
     path = tmp_path / "inventory.yml"

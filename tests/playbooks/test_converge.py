@@ -24,7 +24,6 @@ import re
 import secrets
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -35,6 +34,7 @@ from pathlib import Path
 
 import pytest
 
+from dlcheck.allreduce import free_port
 from tests.hosts import nspawn, wheelhouse
 from tests.playbooks.ansible_runner import REPO, run_playbook, tool
 
@@ -442,7 +442,7 @@ def fleet(site):
     inventory = json.loads(site["inventory"].read_text())
     group = inventory["all"]["children"]["workstations"]["hosts"]
     group.pop(site["hosts"]["debian13"].name)
-    group["gone"] = {**group[healthy.name], "ansible_port": _closed_port()}
+    group["gone"] = {**group[healthy.name], "ansible_port": free_port()}  # nobody listens
     path = site["work"] / "verify-inventory.yml"
     path.write_text(json.dumps(inventory))
     path.chmod(0o600)
@@ -469,12 +469,6 @@ def fleet(site):
         "healthy": healthy.name,
         "broken": broken.name,
     }
-
-
-def _closed_port() -> int:
-    with socket.socket() as probe:  # bound, never listening: connections are refused
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _dlcheck_fleet(reports: Path, *args: str):
@@ -778,12 +772,6 @@ def test_preflight_refuses_a_disk_too_small_for_the_frameworks(site):
 # --- playbooks/allreduce.yml across the three converged hosts (gloo: they have no GPU) -------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def allreduce(site, reports: Path, port: int, *extra: str):
     started = time.monotonic()
     result = run_playbook(
@@ -798,7 +786,7 @@ def allreduce(site, reports: Path, port: int, *extra: str):
 
 def test_allreduce_across_the_hosts_passes_with_every_pair_measured(site):
     reports = site["work"] / "allreduce-clean"
-    result, seconds = allreduce(site, reports, _free_port())
+    result, seconds = allreduce(site, reports, free_port())
     TIMINGS["allreduce_s"] = seconds
     assert result.returncode == 0, result
     names = [host.name for host in site["hosts"].values()]
@@ -816,7 +804,7 @@ def blocked_port():
     hosts share): the host told to reach the first host there is a host behind a firewall."""
     if shutil.which("nft") is None:
         pytest.skip("needs nftables (requirements/apt-fleet.txt)")
-    port, table = _free_port(), f"dlcheck_test_{os.getpid()}"
+    port, table = free_port(), f"dlcheck_test_{os.getpid()}"
     rule = f"ip daddr 127.0.0.3 tcp dport {port} drop"
     script = (f"add table inet {table}\n"
               f"add chain inet {table} out {{ type filter hook output priority 0; }}\n"
