@@ -57,7 +57,7 @@ class CallbackModule(CallbackBase):
         os.kill(os.getpid(), signal.SIGINT)
 
 
-GRACE_S = float(os.environ.get("DLCHECK_TEST_STOP_GRACE", "30"))
+GRACE_S = 30
 
 
 def _kill_after_grace(group):
