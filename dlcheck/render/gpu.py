@@ -26,7 +26,8 @@ PROCESSES = [
     Column("user", priority=3),
     Column("type", priority=4),
     Column("memory", priority=2, right=True),
-    Column("command", priority=1, fold=True),  # what the process is: the last to go
+    # What the process is: the last to go, and a long interpreter path must not cost it.
+    Column("command", priority=1, fold=True, split_words=True),
 ]
 HEALTH_STYLE = {"ok": None, "WARN": "yellow", "FAIL": "red"}
 

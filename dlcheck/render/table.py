@@ -2,7 +2,9 @@
 
 - On a terminal, a table fits its width: whole columns are dropped by priority (least important
   first) rather than cutting a cell; only columns marked `fold` (free text: names, messages,
-  commands) may break across lines, and never inside a word when a word fits.
+  commands) may break across lines, and never inside a word when a word fits. A column marked
+  `split_words` (a command line, whose paths are long) folds a word wider than the room left
+  rather than lose the whole column to it.
 - Piped or redirected, a table is plain text: every column, nothing wrapped or cut, two spaces
   between columns, no trailing blanks, so `grep`, `cut` and `awk` see whole values.
 - Numbers, field names and fixes are never cut: numbers and names sit in non-folding columns,
@@ -14,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 GAP = 2  # spaces between columns
+SPLIT_MIN = 12  # a split_words column is kept down to this width
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,7 @@ class Column:
     priority: int = 0  # 0 = never dropped; higher numbers are dropped first when narrow
     right: bool = False  # numbers
     fold: bool = False  # may break across lines (free text)
+    split_words: bool = False  # a folding column that may also break inside a too-long word
     style: str | None = None  # rich style on a terminal
 
 
@@ -45,7 +49,7 @@ def fit(columns: list[Column], rows: list[list[str]], width: int) -> list[int]:
     keep = list(range(len(columns)))
     # A folding column needs only its longest word: it breaks between the others.
     least = [
-        _longest_word(column, rows, i) if column.fold else natural
+        _least(column, rows, i) if column.fold else natural
         for i, (column, natural) in enumerate(zip(columns, _widths(columns, rows), strict=True))
     ]
     for priority in sorted({c.priority for c in columns if c.priority > 0}, reverse=True):
@@ -67,8 +71,9 @@ def terminal(columns: list[Column], rows: list[list[str]], width: int, title: st
                   collapse_padding=True, show_edge=False)  # fmt: skip
     for i in keep:
         column = columns[i]
-        # A folding column breaks between words, never inside one (its longest word fits).
-        least = _longest_word(column, rows, i) if column.fold else None
+        # A folding column breaks between words, never inside one (its longest word fits), but
+        # for a split_words column whose longest word is wider than SPLIT_MIN.
+        least = _least(column, rows, i) if column.fold else None
         table.add_column(column.header, justify="right" if column.right else "left",
                          no_wrap=not column.fold, overflow="fold" if column.fold else "ellipsis",
                          style=column.style, min_width=least)  # fmt: skip
@@ -76,6 +81,11 @@ def terminal(columns: list[Column], rows: list[list[str]], width: int, title: st
         style = styles[number] if styles else None
         table.add_row(*(Text(cells[i]) for i in keep), style=style)
     return table
+
+
+def _least(column: Column, rows: list[list[str]], index: int) -> int:
+    longest = _longest_word(column, rows, index)
+    return min(longest, SPLIT_MIN) if column.split_words else longest
 
 
 def _longest_word(column: Column, rows: list[list[str]], index: int) -> int:

@@ -166,3 +166,25 @@ def test_bench_without_torch_says_how_to_install_it_within_two_seconds(tmp_path)
     only_torch = subprocess.run([str(venv / "bin" / "dlcheck"), "bench", "--impl", "torch"],
                                 capture_output=True, text=True, timeout=60)  # fmt: skip
     assert only_torch.returncode == 2 and "pip install 'dlcheck[torch]'" in only_torch.stderr
+
+
+@pytest.mark.parametrize("columns", WIDTHS)
+def test_a_long_interpreter_path_does_not_cost_the_process_its_command(columns):
+    """At 40 columns a command's first word (a venv's python) can be wider than the room left;
+    the command is what says what the process is, so it folds inside that word, never drops."""
+    import io
+
+    from rich.console import Console
+
+    from dlcheck.render.gpu import PROCESSES
+    from dlcheck.render.table import terminal
+
+    command = "/home/someone/miniconda3/envs/research/bin/python train.py --epochs 4"
+    rows = [["0", "24501", "someone", "C", "1234 MiB", command]]
+    console = Console(file=io.StringIO(), width=columns, color_system=None)
+    console.print(terminal(PROCESSES, rows, columns, title="Processes"))
+    lines = console.file.getvalue().splitlines()
+    assert all(len(line.rstrip()) <= columns for line in lines)
+    start = lines[1].index("command")  # the column's cells, top to bottom, are the command
+    assert "".join(line[start:] for line in lines[3:]).replace(" ", "") == command.replace(" ", "")
+    assert "24501" in lines[3] and "1234 MiB" in lines[3]  # whole, not cut
