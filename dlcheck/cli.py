@@ -22,7 +22,8 @@ import traceback
 
 import click
 
-from dlcheck import __version__
+from dlcheck import __version__, interrupts
+from dlcheck.interrupts import Terminated
 from dlcheck.models import ExitCode, MachineError
 from dlcheck.text import clean
 
@@ -55,10 +56,6 @@ SUBCOMMANDS = {
 }
 DEFAULT_COMMAND = "check"
 DEBUG_ENV = "DLCHECK_DEBUG"  # children.py reads it too: children's tracebacks kept or cut
-
-
-class Terminated(BaseException):
-    """SIGTERM, raised in the main thread so that every `finally` runs (like KeyboardInterrupt)."""
 
 
 class LazyGroup(click.Group):
@@ -125,13 +122,16 @@ def run(args: list[str]) -> int:
     if debug:
         os.environ[DEBUG_ENV] = "1"  # children keep their tracebacks too
     _usable_streams()
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    previous = interrupts.install()
     code = ExitCode.INTERNAL
     try:
         code = _run(args, debug)
+        if interrupts.pending():  # swallowed by C code, and the command finished anyway
+            code = _interrupted(interrupts.pending())
     finally:
+        interrupts.seen()  # before the cleanup: no signal raised again after it
         _cleanup()
-        signal.signal(signal.SIGTERM, previous)
+        interrupts.restore(previous)
         sys.stderr = saved["stderr"] if saved["stderr"] is not None else sys.stderr
         if saved["debug"] is None:
             os.environ.pop(DEBUG_ENV, None)
@@ -194,9 +194,8 @@ def _run(args: list[str], debug: bool) -> int:
         return invocation.report.exit_code
     except click.exceptions.Exit as error:
         return error.exit_code
-    except click.exceptions.Abort:  # click's own prompt interrupted
-        _say("dlcheck: interrupted")
-        return ExitCode.INTERRUPTED
+    except click.exceptions.Abort:  # click turns a KeyboardInterrupt in a command into Abort
+        return _interrupted(interrupts.pending() or signal.SIGINT)
     except click.ClickException as error:
         _show_click_error(error, args)
         return ExitCode.USAGE if isinstance(error, click.UsageError) else error.exit_code
@@ -212,12 +211,12 @@ def _run(args: list[str], debug: bool) -> int:
         _silence_stdout()
         return invocation.report.exit_code if invocation else ExitCode.READY
     except KeyboardInterrupt:
-        _say("dlcheck: interrupted (Ctrl-C); stopped every child process")
-        return ExitCode.INTERRUPTED
+        return _interrupted(signal.SIGINT)
     except Terminated:
-        _say("dlcheck: terminated (SIGTERM); stopped every child process")
-        return ExitCode.TERMINATED
+        return _interrupted(signal.SIGTERM)
     except Exception as error:  # a bug in dlcheck: one line, unless --debug asks for more
+        if interrupts.pending():  # what C code made of a signal's exception (an ImportError)
+            return _interrupted(interrupts.pending())
         if debug:
             _say(traceback.format_exc().rstrip())
         _say(
@@ -309,8 +308,13 @@ def _flush() -> None:
                 _silence_stdout()
 
 
-def _raise_terminated(signum, frame):
-    raise Terminated()
+def _interrupted(signum: int) -> int:
+    interrupts.seen()
+    if signum == signal.SIGINT:
+        _say("dlcheck: interrupted (Ctrl-C); stopped every child process")
+        return ExitCode.INTERRUPTED
+    _say("dlcheck: terminated (SIGTERM); stopped every child process")
+    return ExitCode.TERMINATED
 
 
 def _stdout_gone(leaving: SystemExit) -> bool:

@@ -84,6 +84,12 @@ CASES = [
     *cases_for("gpu-nvml-hung", ["gpu"], lambda: mark("nvml_hang"), 1, scenario="hung_driver"),
     *cases_for("bench-data-prep", SMALL_BENCH, lambda: mark("data_prep"), 3,
                env={"DLCHECK_TEST_SYNTHETIC_N": ""}),  # fmt: skip
+    # C code can lose a signal handler's exception (numpy's lazy `import numpy.random` did, in 17
+    # of 300 tries): dlcheck must raise it again, or take the ImportError it became for it
+    *cases_for("bench-signal-swallowed", SMALL_BENCH, lambda: mark("data_prep"), 3,
+               env={"DLCHECK_TEST_LOSE_SIGNAL": "swallow"}),  # fmt: skip
+    *cases_for("bench-signal-became-importerror", SMALL_BENCH, lambda: mark("data_prep"), 3,
+               env={"DLCHECK_TEST_LOSE_SIGNAL": "import_error"}),  # fmt: skip
     *cases_for("bench-child-starting", SMALL_BENCH, lambda: children(1), 3),
     *cases_for("bench-child-running", SMALL_BENCH,
                lambda: for_a_while(children(1), 1.5), 4),  # fmt: skip

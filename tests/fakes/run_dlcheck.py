@@ -15,6 +15,9 @@ Optional test knobs, all from the environment (unset: the real behaviour):
                        ("data_prep": bench builds its data set; "fleet_read": fleet reads a host;
                        "nvml_hang": a call into the fake NVML starts to block),
                        so a test can send a signal at that phase
+  DLCHECK_TEST_LOSE_SIGNAL  "swallow" or "import_error": bench's data set-up loses the first
+                       signal's exception as C code can (dlcheck.interrupts): it marks
+                       "data_prep", waits, and swallows the exception or raises ImportError
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from dlcheck import cli, nvml
@@ -59,13 +63,17 @@ def _install_knobs(environ) -> None:
         frameworks.probe_command = probes.command_for(documents)
     marks = environ.get("DLCHECK_TEST_MARKS")
     size = environ.get("DLCHECK_TEST_SYNTHETIC_N")
+    lose = environ.get("DLCHECK_TEST_LOSE_SIGNAL")
     if marks or size:
         from dlcheck.bench import data
 
         synthetic = data.synthetic
 
         def small_synthetic(n_train=25000, n_test=25000, **options):
-            _mark(marks, "data_prep")
+            if lose:
+                _lose_a_signal(marks, lose)
+            else:
+                _mark(marks, "data_prep")
             if size:
                 n_train = n_test = int(size)
             return synthetic(n_train, n_test, **options)
@@ -81,6 +89,16 @@ def _install_knobs(environ) -> None:
             return read_host(folder)
 
         hosts.read_host = marked_read_host
+
+
+def _lose_a_signal(marks: str | None, how: str) -> None:
+    try:
+        _mark(marks, "data_prep")
+        time.sleep(5)  # the test's signal arrives here
+    except BaseException:  # KeyboardInterrupt or Terminated, lost as Cython's module set-up did
+        if how == "import_error":
+            raise ImportError("cannot initialise module strings") from None
+    time.sleep(5)  # the rest of the work: dlcheck must raise the signal again meanwhile
 
 
 def _mark(folder: str | None, phase: str) -> None:
