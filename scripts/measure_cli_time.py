@@ -10,6 +10,10 @@ alike; medians and their ratio are printed.
 - nvitop lives in its own venv (build/nvitop-venv, made on first use with `pip install
   nvitop`), never in .venv. `nvitop -1` prints one snapshot and exits, its closest match to
   `dlcheck gpu`.
+- `dlcheck gpu` runs from build/dlcheck-venv, where this tree is installed with `pip install .`
+  as the dlcheck role installs it (reinstalled on every run). Not from .venv: its editable
+  install's path finder costs every Python start there about 13 ms (`.venv/bin/python -c pass`
+  24 ms, a plain venv's 11 ms), which no user's install pays.
 - "before" is dlcheck's package as of BEFORE_COMMIT (the last commit before the refactor),
   exported with `git archive` to build/dlcheck-before and put first on PYTHONPATH, run by the
   same .venv interpreter as "after": same Python, same frameworks, only dlcheck's code differs
@@ -40,6 +44,17 @@ def nvitop_venv() -> Path:
         subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
                         "--disable-pip-version-check", NVITOP], check=True)  # fmt: skip
     return venv / "bin" / "nvitop"
+
+
+def dlcheck_venv() -> Path:
+    venv = BUILD / "dlcheck-venv"
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
+           "--disable-pip-version-check"]  # fmt: skip
+    if not (venv / "bin" / "dlcheck").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([*pip, str(ROOT)], check=True)
+    subprocess.run([*pip, "--force-reinstall", "--no-deps", str(ROOT)], check=True)
+    return venv / "bin" / "dlcheck"
 
 
 def before_tree() -> Path:
@@ -83,14 +98,21 @@ def compare(label: str, runs: int, a: tuple, b: tuple) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=15, help="runs of each for dlcheck gpu/nvitop")
-    parser.add_argument("--full-runs", type=int, default=5, help="runs of each full dlcheck")
+    parser.add_argument("--runs", type=int, default=15,
+                        help="runs of each for dlcheck gpu/nvitop (0: skip that pair)")
+    parser.add_argument("--full-runs", type=int, default=5,
+                        help="runs of each full dlcheck (0: skip that pair)")
     options = parser.parse_args()
+    if options.runs < 0 or options.full_runs < 0 or options.runs + options.full_runs == 0:
+        parser.error("--runs and --full-runs are counts of 0 or more, and not both 0")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     python = str(ROOT / ".venv" / "bin" / "python")
-    compare("dlcheck gpu vs nvitop -1 (whole process)", options.runs,
-            ("dlcheck gpu", [str(ROOT / ".venv" / "bin" / "dlcheck"), "gpu"], env, ROOT),
-            ("nvitop -1", [str(nvitop_venv()), "-1"], env, ROOT))  # fmt: skip
+    if options.runs:
+        compare("dlcheck gpu vs nvitop -1 (whole process)", options.runs,
+                ("dlcheck gpu", [str(dlcheck_venv()), "gpu"], env, ROOT),
+                ("nvitop -1", [str(nvitop_venv()), "-1"], env, ROOT))  # fmt: skip
+    if not options.full_runs:
+        return
     # `python -m` puts the working folder first on sys.path: each runs in its own tree.
     old = before_tree()
     compare("full dlcheck (framework probes included), after vs before the refactor",
