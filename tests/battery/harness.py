@@ -230,7 +230,9 @@ class Watch:
         self._thread.start()
 
     def children(self) -> int:
-        return len([p for p in self.seen if _alive(p)])
+        # list() first: _loop adds to `seen` meanwhile, and a dict that grows during the
+        # iteration raises (seen once in CI: "dictionary changed size during iteration")
+        return len([p for p in list(self.seen) if _alive(p)])
 
     def marked(self, phase: str) -> bool:
         return (self.marks / phase).exists()

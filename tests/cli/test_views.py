@@ -151,18 +151,25 @@ def test_query_gpu_csv_on_the_fake_two_gpu_machine():
 
 
 def test_bench_without_torch_says_how_to_install_it_within_two_seconds(tmp_path):
-    """A real venv with dlcheck and its dependencies only (no frameworks)."""
+    """A real venv with dlcheck and its dependencies only (no frameworks). Two seconds of CPU,
+    not of wall clock: the suite runs beside converges on two cores (once 2.6 s of wall)."""
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check",
                     repo], check=True, timeout=600, capture_output=True)  # fmt: skip
+    err = tmp_path / "stderr"
     started = time.monotonic()
-    done = subprocess.run([str(venv / "bin" / "dlcheck"), "bench"], capture_output=True,
-                          text=True, timeout=60, cwd=tmp_path)  # fmt: skip
-    elapsed = time.monotonic() - started
-    assert done.returncode == 2, done.stderr
-    assert "pip install 'dlcheck[keras]'" in done.stderr and elapsed < 2.0, (elapsed, done.stderr)
+    with open(err, "w") as stderr:
+        process = subprocess.Popen([str(venv / "bin" / "dlcheck"), "bench"], cwd=tmp_path,
+                                   stdout=subprocess.DEVNULL, stderr=stderr)  # fmt: skip
+        _, status, usage = os.wait4(process.pid, 0)  # this child's own CPU time
+        process.returncode = os.waitstatus_to_exitcode(status)
+    elapsed, cpu = time.monotonic() - started, usage.ru_utime + usage.ru_stime
+    said = err.read_text()
+    assert process.returncode == 2, said
+    assert "pip install 'dlcheck[keras]'" in said and "data:" not in said, said  # before the data
+    assert cpu < 2.0 and elapsed < 10.0, (cpu, elapsed, said)
     only_torch = subprocess.run([str(venv / "bin" / "dlcheck"), "bench", "--impl", "torch"],
                                 capture_output=True, text=True, timeout=60)  # fmt: skip
     assert only_torch.returncode == 2 and "pip install 'dlcheck[torch]'" in only_torch.stderr
