@@ -10,7 +10,8 @@ processes with gloo on CPU hosts, and they meet in torch.distributed on that sam
 Each rank fills a float32 buffer with values whose sum it knows, times `iters`
 all_reduce(SUM) calls after `warmup` untimed ones, and checks every element of the result:
 first across all ranks, then within each pair of nodes (pairs that share no node run at the
-same time, in rounds), so a slow node stands out against the others.
+same time, in rounds; the pairs' calls interleaved), so a slow node stands out against the
+others.
 
 Bandwidth as nccl-tests reports it (NVIDIA/nccl-tests doc/PERFORMANCE.md):
   algbw = bytes / time           busbw = algbw * 2(n-1)/n
@@ -42,6 +43,7 @@ ELEMENT_BYTES = 4  # float32
 MAX_SIZE = 1 << 40  # 1 TiB per rank: more than any GPU holds; above it, a typo
 SLOW_SHARE = 0.5  # a node whose pairs reach under half the others' bus bandwidth is "slow"
 LINK_SHARE = 0.25  # busbw under this share of the slowest link's speed is worth a look
+VISIT_CALLS = 5  # timed calls to one pair before the next pair's turn
 ALL_PAIRS_UP_TO = 16  # nodes; above, only neighbours (i, i+1) are paired: n pairs, not n^2/2
 
 
@@ -174,17 +176,7 @@ def _measure(plan: dict[str, Any], rank: int, local_rank: int) -> dict[str, Any]
         sync = torch.cuda.synchronize if use_cuda else (lambda: None)
         run = _Timer(torch, dist, device, sync, plan["elements"], plan["iters"], plan["warmup"])
         world_times, world_wrong = run(None, world, rank)
-        # Every rank creates every pair's group, in the same order (torch requires it).
-        groups = {tuple(pair): dist.new_group(_pair_ranks(plan, pair)) for pair in plan["pairs"]}
-        mine = {}
-        for round_pairs in plan["rounds"]:
-            for pair in round_pairs:
-                members = _pair_ranks(plan, pair)
-                if rank in members:
-                    times, wrong = run(groups[tuple(pair)], len(members), members.index(rank))
-                    if rank == members[0]:
-                        mine[f"{pair[0]}-{pair[1]}"] = {"times": times, "wrong": wrong}
-            dist.barrier()
+        mine = _time_pairs(run, dist, plan, rank)
         gathered = [None] * world
         dist.all_gather_object(gathered, {"device": _device_name(torch, device), "pairs": mine})
         pairs = {key: value for part in gathered for key, value in part["pairs"].items()}
@@ -192,6 +184,41 @@ def _measure(plan: dict[str, Any], rank: int, local_rank: int) -> dict[str, Any]
                 "devices": [part["device"] for part in gathered]}  # fmt: skip
     finally:
         dist.destroy_process_group()
+
+
+def _time_pairs(run: _Timer, dist, plan: dict[str, Any], rank: int) -> dict[str, Any]:
+    """Every pair's calls, interleaved: the warm-up, then visits of VISIT_CALLS timed calls to
+    every pair, round after round (a barrier between rounds, whose pairs share nodes). A burst
+    of load on the machine then slows every pair alike, not the one pair measured while it
+    lasted: timed in one block per pair, 6 of 15 three-node runs on a loopback beside bursty
+    CPU load named a "slow" node, 0 of 15 in turns. Each visit opens with an untimed call,
+    which absorbs how unevenly the ranks leave the barrier."""
+    # Every rank creates every pair's group, in the same order (torch requires it).
+    groups = {tuple(pair): dist.new_group(_pair_ranks(plan, pair)) for pair in plan["pairs"]}
+    mine = []  # per round, this rank's pairs (at most one) and their members
+    for pairs in plan["rounds"]:
+        members = {tuple(pair): _pair_ranks(plan, pair) for pair in pairs}
+        mine.append([(pair, ranks) for pair, ranks in members.items() if rank in ranks])
+    times = {pair: [] for pairs in mine for pair, _ in pairs}
+    wrong = dict.fromkeys(times, 0)
+    # (untimed, timed) calls to each pair per visit: the warm-up, then the timed visits
+    visits = [(run.warmup, 0)] + [(1, min(VISIT_CALLS, run.iters - done))
+                                  for done in range(0, run.iters, VISIT_CALLS)]  # fmt: skip
+    for untimed, timed in visits:
+        for pairs in mine:
+            for pair, members in pairs:
+                for call in range(untimed + timed):
+                    elapsed, bad = run.call(groups[pair], len(members), members.index(rank))
+                    wrong[pair] += bad
+                    if call >= untimed:
+                        times[pair].append(elapsed)
+            dist.barrier()
+    found = {}
+    for pair, members in (p for pairs in mine for p in pairs):  # one order on every member
+        slowest, total = run.slowest(groups[pair], times[pair], wrong[pair])
+        if rank == members[0]:
+            found[f"{pair[0]}-{pair[1]}"] = {"times": slowest, "wrong": total}
+    return found
 
 
 class _Timer:
@@ -204,20 +231,30 @@ class _Timer:
         self.buffer = torch.empty(elements, dtype=torch.float32, device=device)
 
     def __call__(self, group, size: int, index: int) -> tuple[list[float], int]:
-        torch, dist = self.torch, self.dist
-        # Member i contributes pattern + i + 1; the sum is pattern * n + n(n+1)/2, exact.
-        expected = self.pattern * size + size * (size + 1) / 2
+        """`warmup` untimed and `iters` timed calls in a row."""
         times, wrong = [], 0
         for step in range(self.warmup + self.iters):
-            self.buffer.copy_(self.pattern).add_(index + 1)
-            self.sync()
-            start = time.perf_counter()
-            dist.all_reduce(self.buffer, op=dist.ReduceOp.SUM, group=group)
-            self.sync()
-            elapsed = time.perf_counter() - start
-            wrong += int((self.buffer != expected).sum().item())
+            elapsed, bad = self.call(group, size, index)
+            wrong += bad
             if step >= self.warmup:
                 times.append(elapsed)
+        return self.slowest(group, times, wrong)
+
+    def call(self, group, size: int, index: int) -> tuple[float, int]:
+        """One call: its seconds on this member, and the elements that came back wrong."""
+        # Member i contributes pattern + i + 1; the sum is pattern * n + n(n+1)/2, exact.
+        expected = self.pattern * size + size * (size + 1) / 2
+        self.buffer.copy_(self.pattern).add_(index + 1)
+        self.sync()
+        start = time.perf_counter()
+        self.dist.all_reduce(self.buffer, op=self.dist.ReduceOp.SUM, group=group)
+        self.sync()
+        elapsed = time.perf_counter() - start
+        return elapsed, int((self.buffer != expected).sum().item())
+
+    def slowest(self, group, times: list[float], wrong: int) -> tuple[list[float], int]:
+        """Each call's time on the group's slowest member, and the wrong elements of them all."""
+        torch, dist = self.torch, self.dist
         slowest = torch.tensor(times, dtype=torch.float64, device=self.device)
         dist.all_reduce(slowest, op=dist.ReduceOp.MAX, group=group)
         total = torch.tensor([wrong], dtype=torch.int64, device=self.device)

@@ -9,7 +9,7 @@ import os
 import pytest
 
 from dlcheck import schema
-from dlcheck.allreduce import free_port, pair_rounds, split_master
+from dlcheck.allreduce import VISIT_CALLS, _time_pairs, free_port, pair_rounds, split_master
 from dlcheck.models import ExitCode
 from tests.allreduce.lan import Lan, lan_available, run_nodes
 
@@ -92,6 +92,48 @@ def test_nodes_asking_for_different_tests_are_refused():
     assert all(r.code == ExitCode.NOT_READY for r in runs)
     assert "asked for a different test: size_bytes 1048576 vs 262144" in (
         runs[1].body["data"]["reason"])
+
+
+class _Calls:
+    """Stands in for the rank's timer and torch.distributed: logs each call's group in order;
+    a call's "time" is its place in that log."""
+
+    warmup, iters = 2, 12
+
+    def __init__(self):
+        self.log: list[tuple[int, ...]] = []
+
+    def new_group(self, ranks):
+        return tuple(ranks)
+
+    def barrier(self):
+        self.log.append(("barrier",))
+
+    def call(self, group, size, index):
+        self.log.append(group)
+        return float(len(self.log) - 1), 0
+
+    def slowest(self, group, times, wrong):
+        return times, wrong
+
+
+def test_pairs_are_timed_interleaved_so_a_burst_of_load_hits_every_pair_alike():
+    pairs, rounds = pair_rounds(3)
+    nodes = [{"first_rank": i, "ranks": 1} for i in range(3)]
+    plan = {"pairs": pairs, "rounds": rounds, "nodes": nodes}
+    calls = _Calls()
+    found = _time_pairs(calls, calls, plan, rank=0)  # node 0 is in pairs 0-1 and 0-2
+    first, second = (found[key]["times"] for key in ("0-1", "0-2"))
+    assert len(first) == len(second) == calls.iters
+    # each pair's timed calls span the others': not one block after the other
+    assert min(first) < max(second) and min(second) < max(first)
+    visits = -(-calls.iters // VISIT_CALLS)
+    assert len(calls.log) == 2 * (calls.warmup + calls.iters + visits) + len(rounds) * (1 + visits)
+    # the call opening a visit (after a barrier) is never timed; the warm-up is never timed
+    after_barrier = [i for i in range(1, len(calls.log)) if calls.log[i - 1] == ("barrier",)]
+    timed = set(first) | set(second)
+    assert not timed & set(after_barrier)
+    assert min(timed) >= 2 * calls.warmup
 
 
 @pytest.fixture
