@@ -43,7 +43,8 @@ def _this_process() -> dict:
         steps = getattr(module, "TIMINGS", None)
         if short in TIMED_MODULES and steps:
             timings[short] = {k: round(v, 1) for k, v in steps.items()}
-    return {"battery_counts": dict(harness.COUNTS), "timings": timings}
+    return {"battery_counts": dict(harness.COUNTS), "battery_slowest": list(harness.SLOWEST),
+            "timings": timings}  # fmt: skip
 
 
 def pytest_sessionfinish(session):
@@ -59,10 +60,13 @@ def pytest_testnodedown(node, error):
 def pytest_terminal_summary(terminalreporter):
     import json
 
-    counts, timings = Counter(), {}
+    from tests.battery import harness
+
+    counts, timings, slowest = Counter(), {}, []
     for part in [_this_process(), *_from_workers]:
         counts.update(part.get("battery_counts", {}))
         timings.update(part.get("timings", {}))
+        slowest += part.get("battery_slowest", [])
     for module, steps in timings.items():
         terminalreporter.write_line(f"{module} timings (s): {json.dumps(steps)}")
     if not counts["cases"]:
@@ -72,3 +76,6 @@ def pytest_terminal_summary(terminalreporter):
             "over_time")  # fmt: skip
     terminalreporter.write_sep("-", "issue 10 battery")
     terminalreporter.write_line("battery: " + ", ".join(f"{k} {counts[k]}" for k in keys))
+    for seconds, command in sorted(slowest, reverse=True)[:3]:
+        said = f"{seconds} s of the {harness.CASE_LIMIT_S:.0f} s allowed"
+        terminalreporter.write_line(f"battery: a slowest case, {said}: {command}")
