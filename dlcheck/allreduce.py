@@ -283,9 +283,11 @@ def pair_rounds(nnodes: int) -> tuple[list[list[int]], list[list[list[int]]]]:
     if nnodes < 3:
         return [], []
     if nnodes > ALL_PAIRS_UP_TO:
-        pairs = [[i, i + 1] for i in range(nnodes - 1)] + [[0, nnodes - 1]]
-        rounds = [pairs[0::2], pairs[1::2]]
-        return pairs, [r for r in rounds if r]
+        line, wrap = [[i, i + 1] for i in range(nnodes - 1)], [0, nnodes - 1]  # a ring
+        # node 0 plays in the first round; node n-1 in the first (n even) or the second (n odd)
+        if nnodes % 2 == 0:
+            return line + [wrap], [line[0::2], line[1::2] + [wrap]]
+        return line + [wrap], [line[0::2], line[1::2], [wrap]]  # 0 and n-1 busy in both
     pairs = [list(pair) for pair in combinations(range(nnodes), 2)]
     players = list(range(nnodes)) + ([None] if nnodes % 2 else [])
     rounds = []
