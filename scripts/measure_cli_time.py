@@ -37,24 +37,18 @@ BEFORE_COMMIT = "bc9af1b"
 NVITOP = "nvitop==1.7.2"
 
 
-def nvitop_venv() -> Path:
-    venv = BUILD / "nvitop-venv"
-    if not (venv / "bin" / "nvitop").exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
-                        "--disable-pip-version-check", NVITOP], check=True)  # fmt: skip
-    return venv / "bin" / "nvitop"
-
-
-def dlcheck_venv() -> Path:
-    venv = BUILD / "dlcheck-venv"
+def tool_venv(name: str, package: str, refresh: bool = False) -> Path:
+    """build/<name>-venv with `package` pip-installed, made on first use; its `name` command.
+    refresh: reinstall the package (dlcheck from this checkout, whose code may have changed)."""
+    venv = BUILD / f"{name}-venv"
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
            "--disable-pip-version-check"]  # fmt: skip
-    if not (venv / "bin" / "dlcheck").exists():
+    if not (venv / "bin" / name).exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([*pip, str(ROOT)], check=True)
-    subprocess.run([*pip, "--force-reinstall", "--no-deps", str(ROOT)], check=True)
-    return venv / "bin" / "dlcheck"
+        subprocess.run([*pip, package], check=True)
+    elif refresh:
+        subprocess.run([*pip, "--force-reinstall", "--no-deps", package], check=True)
+    return venv / "bin" / name
 
 
 def before_tree() -> Path:
@@ -108,9 +102,11 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     python = str(ROOT / ".venv" / "bin" / "python")
     if options.runs:
+        dlcheck = tool_venv("dlcheck", str(ROOT), refresh=True)
+        nvitop = tool_venv("nvitop", NVITOP)
         compare("dlcheck gpu vs nvitop -1 (whole process)", options.runs,
-                ("dlcheck gpu", [str(dlcheck_venv()), "gpu"], env, ROOT),
-                ("nvitop -1", [str(nvitop_venv()), "-1"], env, ROOT))  # fmt: skip
+                ("dlcheck gpu", [str(dlcheck), "gpu"], env, ROOT),
+                ("nvitop -1", [str(nvitop), "-1"], env, ROOT))  # fmt: skip
     if not options.full_runs:
         return
     # `python -m` puts the working folder first on sys.path: each runs in its own tree.
