@@ -33,6 +33,7 @@ def install() -> dict[int, object]:
 
 
 def restore(previous: dict[int, object]) -> None:
+    """The previous handlers back; nothing sent again after it (whoever called seen() or not)."""
     seen()
     for sig, handler in previous.items():
         signal.signal(sig, handler)
