@@ -193,12 +193,12 @@ def _time_pairs(run: _Timer, dist, plan: dict[str, Any], rank: int) -> dict[str,
     lasted: timed in one block per pair, 6 of 15 three-node runs on a loopback beside bursty
     CPU load named a "slow" node, 0 of 15 in turns. Each visit opens with an untimed call,
     which absorbs how unevenly the ranks leave the barrier."""
+    members = {tuple(pair): _pair_ranks(plan, pair) for pair in plan["pairs"]}
     # Every rank creates every pair's group, in the same order (torch requires it).
-    groups = {tuple(pair): dist.new_group(_pair_ranks(plan, pair)) for pair in plan["pairs"]}
-    mine = []  # per round, this rank's pairs (at most one) and their members
-    for pairs in plan["rounds"]:
-        members = {tuple(pair): _pair_ranks(plan, pair) for pair in pairs}
-        mine.append([(pair, ranks) for pair, ranks in members.items() if rank in ranks])
+    groups = {pair: dist.new_group(ranks) for pair, ranks in members.items()}
+    rounds = [[tuple(pair) for pair in pairs] for pairs in plan["rounds"]]
+    # per round, this rank's pair (at most one) and its members
+    mine = [[(pair, members[pair]) for pair in pairs if rank in members[pair]] for pairs in rounds]
     times = {pair: [] for pairs in mine for pair, _ in pairs}
     wrong = dict.fromkeys(times, 0)
     # (untimed, timed) calls to each pair per visit: the warm-up, then the timed visits

@@ -82,6 +82,11 @@ def judge(outcome: Outcome, code: int | tuple[int, ...], schema_name: str | None
           debug: bool = False, max_error_lines: int = 1) -> None:  # fmt: skip
     """Count the case, then assert every rule. `code`: the documented exit code(s) for it."""
     problems = _problems(outcome, schema_name, debug, max_error_lines)
+    missed = "(the phase to send the signal at never came)\n" if outcome.phase_missed else ""
+    command = " ".join(_short(a) for a in outcome.args)
+    # no lone surrogates (non-UTF-8 arguments): xdist sends SLOWEST to the controller as UTF-8,
+    # and a worker whose output cannot be sent loses its counts with it
+    shown = f"dlcheck {command}"[:100].encode(errors="backslashreplace").decode()
     with _counts_lock:
         COUNTS["cases"] += 1
         COUNTS["tracebacks"] += "traceback" in problems
@@ -92,12 +97,6 @@ def judge(outcome: Outcome, code: int | tuple[int, ...], schema_name: str | None
         COUNTS["wrong_exit_codes"] += outcome.code not in _codes(code)
         COUNTS["over_time"] += outcome.seconds > CASE_LIMIT_S
         COUNTS["multi_line_errors"] += "stderr" in problems
-    missed = "(the phase to send the signal at never came)\n" if outcome.phase_missed else ""
-    command = " ".join(_short(a) for a in outcome.args)
-    with _counts_lock:
-        # no lone surrogates (non-UTF-8 arguments): xdist sends this to the controller as UTF-8,
-        # and a worker whose output cannot be sent loses its counts with it
-        shown = f"dlcheck {command}"[:100].encode(errors="backslashreplace").decode()
         SLOWEST.append([round(outcome.seconds, 1), shown])
         SLOWEST[:] = sorted(SLOWEST, reverse=True)[:3]
     context = (f"{missed}dlcheck {command}\n--- exit {outcome.code} in {outcome.seconds:.1f} s\n"
